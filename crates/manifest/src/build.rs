@@ -1,0 +1,176 @@
+//! Building guest Cargo projects into components.
+//!
+//! A function whose `source` is a Cargo project folder is built with
+//! `cargo build --target wasm32-wasip2 --release` when its sources are newer than its output
+//! (or the output is missing). The output path is read from cargo's JSON messages, so projects
+//! inside a workspace work too.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::SystemTime;
+
+use crate::{App, Error, Function, Result, Source};
+
+pub const TARGET: &str = "wasm32-wasip2";
+
+/// What [`component_path`] did to find a function's component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Built {
+    /// The source is a `.wasm` file.
+    Prebuilt,
+    /// The project's output was newer than its sources.
+    Fresh,
+    /// cargo ran.
+    Compiled,
+}
+
+/// The `.wasm` component of every function of `app`, building Cargo projects that need it.
+/// `progress` hears about each build before it starts.
+pub fn components(app: &App, mut progress: impl FnMut(&Function)) -> Result<Vec<PathBuf>> {
+    app.functions
+        .iter()
+        .map(|f| component_path(app, f, &mut progress).map(|(p, _)| p))
+        .collect()
+}
+
+/// The component of one function, building it if its source is a stale Cargo project.
+pub fn component_path(
+    app: &App,
+    function: &Function,
+    progress: &mut impl FnMut(&Function),
+) -> Result<(PathBuf, Built)> {
+    let project = match &function.source {
+        Source::Wasm(path) => return Ok((path.clone(), Built::Prebuilt)),
+        Source::Cargo(project) => project,
+    };
+    let fail = |message: String| Error::Build {
+        path: app.manifest_path.clone(),
+        function: function.name.clone(),
+        message,
+    };
+    let package = package_name(project).map_err(fail)?;
+    let candidate = project
+        .join("target")
+        .join(TARGET)
+        .join("release")
+        .join(format!("{}.wasm", package.replace('-', "_")));
+    if let (Ok(out), Some(newest)) = (modified(&candidate), newest_source(project))
+        && out >= newest
+    {
+        return Ok((candidate, Built::Fresh));
+    }
+    progress(function);
+    let target = package.replace('-', "_");
+    let path = build_project(project)
+        .map_err(fail)?
+        .into_iter()
+        .find_map(|(name, path)| (name == target).then_some(path))
+        .ok_or_else(|| {
+            fail(format!(
+                "cargo built {} but produced no .wasm: is it a `cdylib` crate exporting wasi:http/incoming-handler?",
+                project.display()
+            ))
+        })?;
+    Ok((path, Built::Compiled))
+}
+
+fn package_name(project: &Path) -> Result<String, String> {
+    let manifest = project.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+    let doc: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    doc.get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| format!("{} has no [package] name", manifest.display()))
+}
+
+fn modified(path: &Path) -> std::io::Result<SystemTime> {
+    std::fs::metadata(path)?.modified()
+}
+
+/// The newest modification time among the files that decide a build's output.
+fn newest_source(project: &Path) -> Option<SystemTime> {
+    let mut newest = None;
+    for name in ["Cargo.toml", "Cargo.lock", "build.rs"] {
+        if let Ok(t) = modified(&project.join(name)) {
+            newest = newest.max(Some(t));
+        }
+    }
+    for dir in ["src", "wit"] {
+        newest_in(&project.join(dir), &mut newest);
+    }
+    newest
+}
+
+fn newest_in(dir: &Path, newest: &mut Option<SystemTime>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => newest_in(&path, newest),
+            Ok(_) => {
+                if let Ok(t) = modified(&path) {
+                    *newest = (*newest).max(Some(t));
+                }
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Build the Cargo project (or workspace) in `project` for wasm32-wasip2 and return every `.wasm`
+/// it produced, with the name of the target that produced it.
+pub fn build_project(project: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(&cargo)
+        .args(["build", "--release", "--target", TARGET])
+        .arg("--message-format=json-render-diagnostics")
+        .current_dir(project)
+        // The host's own target dir (when muon runs under cargo) is not the guest's.
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run cargo to build {}: {e}", project.display()))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let mut why = tail_lines(&stderr, 30);
+        if stderr.contains("may not be installed") || stderr.contains("can't find crate for `std`")
+        {
+            why.push_str("\nhint: install the target with `rustup target add wasm32-wasip2`");
+        }
+        return Err(format!(
+            "`cargo build --release --target {TARGET}` failed in {}:\n{why}",
+            project.display()
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut built = Vec::new();
+    for line in stdout.lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let name = msg["target"]["name"].as_str().unwrap_or_default();
+        for file in msg["filenames"].as_array().into_iter().flatten() {
+            if let Some(file) = file.as_str().filter(|f| f.ends_with(".wasm")) {
+                built.push((name.to_string(), PathBuf::from(file)));
+            }
+        }
+    }
+    Ok(built)
+}
+
+fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

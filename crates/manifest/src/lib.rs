@@ -1,0 +1,460 @@
+//! `muon.toml` -> a validated, resolved [`App`].
+//!
+//! Staged like Spin: the text is parsed into raw serde structs that reject unknown keys, then
+//! validated into an [`App`] whose every value is in range and whose sources are resolved to
+//! absolute paths. Validation reports every problem at once, each naming the file, the key and
+//! why. [`build`] is the one stage that runs a tool: it compiles guest Cargo projects.
+//!
+//! This crate never touches the network and never starts functions; it only describes them.
+
+pub mod build;
+mod outbound;
+mod route;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use muon_types::{FunctionName, parse_duration};
+use serde::Deserialize;
+
+pub use outbound::{AllowedHost, OutboundPolicy};
+pub use route::Route;
+
+/// The file name `muon up DIR` looks for.
+pub const FILE_NAME: &str = "muon.toml";
+
+pub const DEFAULT_MEMORY_MB: u32 = 128;
+pub const MAX_MEMORY_MB: u32 = 4096;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(900);
+pub const DEFAULT_MAX_INSTANCES: u32 = 100;
+pub const MAX_INSTANCES_LIMIT: u32 = 1000;
+
+/// One problem found in a manifest, with the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Where in the file: `function[1].memory_mb`, or `` for the whole file.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "`{}`: {}", self.key, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {}", path.display(), render(diagnostics))]
+    Invalid {
+        path: PathBuf,
+        diagnostics: Vec<Diagnostic>,
+    },
+    #[error("{}: function `{function}`: {message}", path.display())]
+    Build {
+        path: PathBuf,
+        function: FunctionName,
+        message: String,
+    },
+}
+
+fn render(diagnostics: &[Diagnostic]) -> String {
+    match diagnostics {
+        [one] => one.to_string(),
+        many => {
+            let mut out = format!("{} problems:", many.len());
+            for d in many {
+                out.push_str("\n  - ");
+                out.push_str(&d.to_string());
+            }
+            out
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A validated app: what `muon up` runs.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub name: String,
+    /// The manifest file this app came from.
+    pub manifest_path: PathBuf,
+    /// The folder relative paths in the manifest are resolved against.
+    pub root: PathBuf,
+    pub functions: Vec<Function>,
+}
+
+impl App {
+    pub fn function(&self, name: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| f.name.as_str() == name)
+    }
+}
+
+/// Which runtime runs a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// A WebAssembly component exporting `wasi:http/incoming-handler`.
+    Wasm,
+}
+
+impl Runtime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Wasm => "wasm",
+        }
+    }
+}
+
+/// Where a function's code comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A compiled `.wasm` component.
+    Wasm(PathBuf),
+    /// A Cargo project folder built with `cargo build --target wasm32-wasip2 --release`.
+    Cargo(PathBuf),
+}
+
+impl Source {
+    pub fn path(&self) -> &Path {
+        match self {
+            Source::Wasm(p) | Source::Cargo(p) => p,
+        }
+    }
+}
+
+/// A validated function.
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub name: FunctionName,
+    pub runtime: Runtime,
+    pub source: Source,
+    pub route: Option<Route>,
+    pub memory_mb: u32,
+    pub timeout: Duration,
+    pub environment: BTreeMap<String, String>,
+    pub outbound: OutboundPolicy,
+    pub min_instances: u32,
+    pub max_instances: u32,
+    /// How many requests one instance may serve before it is dropped. 1 (the default) gives every
+    /// request a fresh isolate; more reuses instances like Workers' isolates do.
+    pub instance_reuse: u32,
+}
+
+impl Function {
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_mb as usize * 1024 * 1024
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    app: Option<String>,
+    #[serde(default, rename = "function")]
+    functions: Vec<RawFunction>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFunction {
+    name: Option<String>,
+    runtime: Option<String>,
+    source: Option<String>,
+    route: Option<String>,
+    memory_mb: Option<i64>,
+    timeout: Option<RawDuration>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+    min_instances: Option<i64>,
+    max_instances: Option<i64>,
+    instance_reuse: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Seconds(i64),
+    Text(String),
+}
+
+/// Read and validate the manifest at `path`: a `muon.toml` file, or a folder that holds one.
+pub fn load(path: &Path) -> Result<App> {
+    let file = if path.is_dir() {
+        path.join(FILE_NAME)
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|source| Error::Read {
+        path: file.clone(),
+        source,
+    })?;
+    let file = std::path::absolute(&file).unwrap_or(file);
+    let root = file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    parse(&text, &file, &root)
+}
+
+/// Validate manifest `text`; `file` names it in messages and `root` anchors relative paths.
+pub fn parse(text: &str, file: &Path, root: &Path) -> Result<App> {
+    let invalid = |diagnostics| Error::Invalid {
+        path: file.to_path_buf(),
+        diagnostics,
+    };
+    let raw: RawManifest = toml::from_str(text).map_err(|e| {
+        invalid(vec![Diagnostic {
+            key: String::new(),
+            message: e.to_string().trim_end().replace('\n', "\n    "),
+        }])
+    })?;
+    let mut problems = Vec::new();
+    let mut problem = |key: String, message: String| problems.push(Diagnostic { key, message });
+
+    let name = match raw.app {
+        Some(app) if valid_app_name(&app) => app,
+        Some(app) => {
+            problem(
+                "app".into(),
+                format!(
+                    "{app:?} is not a valid app name: use 1-64 characters from a-z, A-Z, 0-9, '-' and '_'"
+                ),
+            );
+            String::new()
+        }
+        None => {
+            problem(
+                "app".into(),
+                "missing: name the app, e.g. `app = \"hello\"`".into(),
+            );
+            String::new()
+        }
+    };
+    if raw.functions.is_empty() {
+        problem(
+            "function".into(),
+            "the app has no functions: add a `[[function]]` table".into(),
+        );
+    }
+
+    let mut functions = Vec::new();
+    for (i, f) in raw.functions.into_iter().enumerate() {
+        let key = |field: &str| format!("function[{i}].{field}");
+        let name = match f.name.as_deref().map(FunctionName::new) {
+            Some(Ok(n)) => Some(n),
+            Some(Err(e)) => {
+                problem(key("name"), e.to_string());
+                None
+            }
+            None => {
+                problem(key("name"), "missing".into());
+                None
+            }
+        };
+        if let Some(n) = &name
+            && functions.iter().any(|g: &Function| &g.name == n)
+        {
+            problem(
+                key("name"),
+                format!("a function named `{n}` is already defined"),
+            );
+        }
+        match f.runtime.as_deref() {
+            Some("wasm") => {}
+            Some(other @ ("process" | "lambda" | "model")) => problem(
+                key("runtime"),
+                format!(
+                    "runtime {other:?} is not available yet in this version of muon; use \"wasm\""
+                ),
+            ),
+            Some(other) => problem(
+                key("runtime"),
+                format!("unknown runtime {other:?}: expected \"wasm\""),
+            ),
+            None => problem(key("runtime"), "missing: set `runtime = \"wasm\"`".into()),
+        }
+        let source = match f.source.as_deref() {
+            None | Some("") => {
+                problem(
+                    key("source"),
+                    "missing: a `.wasm` file or a guest Cargo project folder".into(),
+                );
+                None
+            }
+            Some(s) => match resolve_source(root, s) {
+                Ok(source) => Some(source),
+                Err(why) => {
+                    problem(key("source"), why);
+                    None
+                }
+            },
+        };
+        let route = match f.route.as_deref().map(Route::parse) {
+            None => None,
+            Some(Ok(r)) => {
+                if let Some(other) = functions
+                    .iter()
+                    .find(|g: &&Function| g.route.as_ref() == Some(&r))
+                {
+                    problem(
+                        key("route"),
+                        format!("route `{r}` is already taken by function `{}`", other.name),
+                    );
+                }
+                Some(r)
+            }
+            Some(Err(why)) => {
+                problem(key("route"), why);
+                None
+            }
+        };
+        let memory_mb = match f.memory_mb {
+            None => DEFAULT_MEMORY_MB,
+            Some(m) if (1..=MAX_MEMORY_MB as i64).contains(&m) => m as u32,
+            Some(m) => {
+                problem(
+                    key("memory_mb"),
+                    format!("{m} is out of range: use 1 to {MAX_MEMORY_MB}"),
+                );
+                DEFAULT_MEMORY_MB
+            }
+        };
+        let timeout = match f.timeout {
+            None => DEFAULT_TIMEOUT,
+            Some(raw) => {
+                let parsed = match raw {
+                    RawDuration::Seconds(s) if s >= 0 => Ok(Duration::from_secs(s as u64)),
+                    RawDuration::Seconds(s) => Err(format!("{s} is negative")),
+                    RawDuration::Text(t) => parse_duration(&t).map_err(|e| e.to_string()),
+                };
+                match parsed {
+                    Ok(d) if d >= Duration::from_millis(1) && d <= MAX_TIMEOUT => d,
+                    Ok(_) => {
+                        problem(key("timeout"), "out of range: use 1ms to 900s".to_string());
+                        DEFAULT_TIMEOUT
+                    }
+                    Err(why) => {
+                        problem(key("timeout"), why);
+                        DEFAULT_TIMEOUT
+                    }
+                }
+            }
+        };
+        for var in f.environment.keys() {
+            if var.is_empty() || var.contains('=') || var.contains('\0') {
+                problem(
+                    key("environment"),
+                    format!("{var:?} is not a valid variable name"),
+                );
+            }
+        }
+        let outbound = match OutboundPolicy::parse(&f.allowed_outbound_hosts) {
+            Ok(p) => p,
+            Err(whys) => {
+                for why in whys {
+                    problem(key("allowed_outbound_hosts"), why);
+                }
+                OutboundPolicy::deny_all()
+            }
+        };
+        let mut count = |field: &str, value: Option<i64>, default: u32, min: u32| match value {
+            None => default,
+            Some(v) if (min as i64..=MAX_INSTANCES_LIMIT as i64).contains(&v) => v as u32,
+            Some(v) => {
+                problem(
+                    key(field),
+                    format!("{v} is out of range: use {min} to {MAX_INSTANCES_LIMIT}"),
+                );
+                default
+            }
+        };
+        let min_instances = count("min_instances", f.min_instances, 0, 0);
+        let max_instances = count("max_instances", f.max_instances, DEFAULT_MAX_INSTANCES, 1);
+        let instance_reuse = match f.instance_reuse {
+            None => 1,
+            Some(v) if v >= 1 && v <= u32::MAX as i64 => v as u32,
+            Some(v) => {
+                problem(
+                    key("instance_reuse"),
+                    format!("{v} is out of range: use 1 (a fresh isolate per request) or more"),
+                );
+                1
+            }
+        };
+        if min_instances > max_instances {
+            problem(
+                key("min_instances"),
+                format!("{min_instances} is more than max_instances ({max_instances})"),
+            );
+        }
+        if let (Some(name), Some(source)) = (name, source) {
+            functions.push(Function {
+                name,
+                runtime: Runtime::Wasm,
+                source,
+                route,
+                memory_mb,
+                timeout,
+                environment: f.environment,
+                outbound,
+                min_instances,
+                max_instances,
+                instance_reuse,
+            });
+        }
+    }
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    Ok(App {
+        name,
+        manifest_path: file.to_path_buf(),
+        root: root.to_path_buf(),
+        functions,
+    })
+}
+
+fn valid_app_name(name: &str) -> bool {
+    FunctionName::new(name).is_ok()
+}
+
+fn resolve_source(root: &Path, source: &str) -> Result<Source, String> {
+    let path = root.join(source);
+    if source.ends_with(".wasm") {
+        if path.is_file() {
+            Ok(Source::Wasm(path))
+        } else {
+            Err(format!("{} does not exist", path.display()))
+        }
+    } else if path.join("Cargo.toml").is_file() {
+        Ok(Source::Cargo(path))
+    } else if path.is_dir() {
+        Err(format!(
+            "{} is a folder without a Cargo.toml: point `source` at a `.wasm` file or a guest Cargo project",
+            path.display()
+        ))
+    } else {
+        Err(format!(
+            "{} does not exist: point `source` at a `.wasm` file or a guest Cargo project folder",
+            path.display()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

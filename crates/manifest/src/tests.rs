@@ -1,0 +1,168 @@
+use super::*;
+
+fn check(text: &str) -> Result<App> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.wasm"), b"\0asm").unwrap();
+    std::fs::create_dir(dir.path().join("guest")).unwrap();
+    std::fs::write(
+        dir.path().join("guest/Cargo.toml"),
+        "[package]\nname = \"g\"\n",
+    )
+    .unwrap();
+    parse(text, &dir.path().join("muon.toml"), dir.path())
+}
+
+fn errors(text: &str) -> String {
+    match check(text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_full_function_parses() {
+    let app = check(
+        r#"
+        app = "demo"
+        [[function]]
+        name = "hello"
+        runtime = "wasm"
+        source = "hello.wasm"
+        route = "/hello/..."
+        memory_mb = 64
+        timeout = "1500ms"
+        environment = { GREETING = "hi" }
+        allowed_outbound_hosts = ["https://api.example.com"]
+        min_instances = 1
+        max_instances = 4
+        instance_reuse = 1000
+
+        [[function]]
+        name = "built"
+        runtime = "wasm"
+        source = "guest"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(app.name, "demo");
+    let f = &app.functions[0];
+    assert_eq!(f.name.as_str(), "hello");
+    assert!(matches!(&f.source, Source::Wasm(p) if p.ends_with("hello.wasm")));
+    assert_eq!(f.route, Some(Route::Prefix("/hello".into())));
+    assert_eq!(f.memory_mb, 64);
+    assert_eq!(f.timeout, Duration::from_millis(1500));
+    assert_eq!(f.environment["GREETING"], "hi");
+    assert!(f.outbound.allows("https", "api.example.com", 443));
+    assert_eq!(
+        (f.min_instances, f.max_instances, f.instance_reuse),
+        (1, 4, 1000)
+    );
+    let g = &app.functions[1];
+    assert!(matches!(&g.source, Source::Cargo(p) if p.ends_with("guest")));
+    assert_eq!(g.route, None);
+    assert_eq!(g.memory_mb, DEFAULT_MEMORY_MB);
+    assert_eq!(g.timeout, DEFAULT_TIMEOUT);
+    assert!(!g.outbound.allows("https", "api.example.com", 443));
+}
+
+#[test]
+fn unknown_keys_name_the_file_and_the_key() {
+    let e = errors(
+        "app = \"a\"\n[[function]]\nname = \"f\"\nruntime = \"wasm\"\nsource = \"hello.wasm\"\nmemory = 5\n",
+    );
+    assert!(e.contains("muon.toml"), "{e}");
+    assert!(e.contains("unknown field `memory`"), "{e}");
+    assert!(e.contains("line 6"), "{e}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let e = errors(
+        r#"
+        [[function]]
+        name = "bad name"
+        runtime = "python"
+        source = "missing.wasm"
+        route = "nope"
+        memory_mb = 0
+        timeout = "forever"
+        allowed_outbound_hosts = ["example.com"]
+        min_instances = 5
+        max_instances = 2
+        instance_reuse = 0
+        "#,
+    );
+    for needle in [
+        "`app`: missing",
+        "`function[0].name`",
+        "`function[0].runtime`: unknown runtime \"python\"",
+        "`function[0].source`",
+        "missing.wasm does not exist",
+        "`function[0].route`",
+        "`function[0].memory_mb`: 0 is out of range",
+        "`function[0].timeout`",
+        "`function[0].allowed_outbound_hosts`",
+        "`function[0].min_instances`: 5 is more than max_instances (2)",
+        "`function[0].instance_reuse`",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+    }
+}
+
+#[test]
+fn duplicates_and_empty_apps_are_rejected() {
+    let e = errors(
+        r#"
+        app = "a"
+        [[function]]
+        name = "f"
+        runtime = "wasm"
+        source = "hello.wasm"
+        route = "/x"
+        [[function]]
+        name = "f"
+        runtime = "wasm"
+        source = "hello.wasm"
+        route = "/x"
+        "#,
+    );
+    assert!(e.contains("already defined"), "{e}");
+    assert!(e.contains("already taken by function `f`"), "{e}");
+    assert!(errors("app = \"a\"\n").contains("no functions"));
+    assert!(errors("app = \"a\"\nfunction = 3\n").contains("muon.toml"));
+}
+
+#[test]
+fn source_must_be_a_wasm_file_or_a_cargo_project() {
+    let e = errors("app = \"a\"\n[[function]]\nname = \"f\"\nruntime = \"wasm\"\nsource = \".\"\n");
+    assert!(e.contains("folder without a Cargo.toml"), "{e}");
+}
+
+#[test]
+fn timeouts_accept_seconds_or_text() {
+    let app = check(
+        "app = \"a\"\n[[function]]\nname = \"f\"\nruntime = \"wasm\"\nsource = \"hello.wasm\"\ntimeout = 2\n",
+    )
+    .unwrap();
+    assert_eq!(app.functions[0].timeout, Duration::from_secs(2));
+    assert!(errors(
+        "app = \"a\"\n[[function]]\nname = \"f\"\nruntime = \"wasm\"\nsource = \"hello.wasm\"\ntimeout = \"901s\"\n"
+    )
+    .contains("out of range"));
+}
+
+#[test]
+fn load_reads_a_folder_or_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.wasm"), b"\0asm").unwrap();
+    std::fs::write(
+        dir.path().join(FILE_NAME),
+        "app = \"a\"\n[[function]]\nname = \"f\"\nruntime = \"wasm\"\nsource = \"f.wasm\"\n",
+    )
+    .unwrap();
+    let app = load(dir.path()).unwrap();
+    assert_eq!(app.functions.len(), 1);
+    assert!(app.manifest_path.is_absolute());
+    let e = load(&dir.path().join("nope")).unwrap_err().to_string();
+    assert!(e.contains("cannot read") && e.contains("nope"), "{e}");
+}

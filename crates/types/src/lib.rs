@@ -1,0 +1,245 @@
+//! The shared vocabulary of muon: typed IDs with prefixed text forms, validated resource names,
+//! durations as users write them, and the outcome of an invocation.
+//!
+//! Design decision: every ID and name is a newtype that can only be built through a validating
+//! constructor, so the rest of the code never handles a raw `String` that might be malformed.
+//! This crate never does IO and never reads the clock.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a name or ID was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("function name {0:?} is invalid: use 1-64 characters from a-z, A-Z, 0-9, '-' and '_'")]
+    FunctionName(String),
+    #[error("invocation id {0:?} is invalid: expected `inv_` followed by 32 hex digits")]
+    InvocationId(String),
+    #[error(
+        "duration {0:?} is invalid: write a number with a unit, e.g. \"500ms\", \"30s\", \"5m\""
+    )]
+    Duration(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A function's name: `[a-zA-Z0-9-_]{1,64}`, as AWS Lambda requires.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct FunctionName(String);
+
+impl FunctionName {
+    pub fn new(name: impl Into<String>) -> Result<Self> {
+        let name = name.into();
+        let valid = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if valid {
+            Ok(Self(name))
+        } else {
+            Err(Error::FunctionName(name))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FunctionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for FunctionName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::new(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for FunctionName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::new(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The ID of one invocation of a function: `inv_` and 32 lowercase hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InvocationId(u128);
+
+impl InvocationId {
+    const PREFIX: &'static str = "inv_";
+
+    /// A fresh random ID.
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4().as_u128())
+    }
+}
+
+impl fmt::Display for InvocationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{:032x}", Self::PREFIX, self.0)
+    }
+}
+
+impl FromStr for InvocationId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::InvocationId(s.to_string());
+        let hex = s.strip_prefix(Self::PREFIX).ok_or_else(bad)?;
+        if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        u128::from_str_radix(hex, 16).map(Self).map_err(|_| bad())
+    }
+}
+
+impl Serialize for InvocationId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for InvocationId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parse a duration as users write it: `250ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration> {
+    let bad = || Error::Duration(text.to_string());
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "us" | "µs" => 1e-6,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
+    };
+    let secs = value * scale;
+    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Render a duration the way [`parse_duration`] reads it back.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// How an invocation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The function answered (any HTTP status) and finished cleanly.
+    Ok,
+    /// The guest trapped (panic, unreachable, out-of-bounds access, ...).
+    Trap,
+    /// The invocation ran past the function's timeout and was stopped.
+    Timeout,
+    /// The guest tried to grow its memory past the function's limit.
+    MemoryLimit,
+    /// The function could not be started (instantiation failed, no capacity).
+    StartFailed,
+    /// The client went away before the function finished.
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Trap => "trap",
+            Status::Timeout => "timeout",
+            Status::MemoryLimit => "memory_limit",
+            Status::StartFailed => "start_failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which guest stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+    /// A line written by muon itself about the invocation (why it failed, for example).
+    Platform,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_follow_lambda_rules() {
+        assert!(FunctionName::new("hello-world_2").is_ok());
+        assert!(FunctionName::new("a".repeat(64)).is_ok());
+        for bad in [
+            "",
+            "has space",
+            "dot.name",
+            "slash/",
+            &"a".repeat(65),
+            "ünï",
+        ] {
+            assert!(FunctionName::new(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn invocation_ids_round_trip() {
+        let id = InvocationId::random();
+        let text = id.to_string();
+        assert!(text.starts_with("inv_") && text.len() == 36, "{text}");
+        assert_eq!(text.parse::<InvocationId>().unwrap(), id);
+        assert!("inv_xyz".parse::<InvocationId>().is_err());
+        assert!(
+            "evt_00000000000000000000000000000000"
+                .parse::<InvocationId>()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn durations_parse_as_written() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        for bad in ["", "s", "ten seconds", "5 parsecs", "-1s", "1e999"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(format_duration(Duration::from_secs(3)), "3s");
+    }
+}
