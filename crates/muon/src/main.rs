@@ -1,1 +1,100 @@
-fn main() {}
+//! The `muon` binary: the CLI and the wiring of `muon up`. Glue only: parsing flags, building
+//! the services from the manifest, and printing for people; the domain lives in the crates.
+
+mod bench;
+mod client;
+mod up;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "muon",
+    version,
+    about = "The serverless platform you run yourself"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the app in DIR (default: the current folder): its functions answer HTTP at once.
+    Up(up::Args),
+    /// Invoke a function of a running app and print its answer.
+    Invoke(client::InvokeArgs),
+    /// Print a function's recent logs, or follow them.
+    Logs(client::LogsArgs),
+    /// List the functions of a running app.
+    Functions(client::FunctionsArgs),
+    /// Measure isolate start, process start to first response, and throughput.
+    Bench(bench::Args),
+}
+
+/// Where the control API of a running `muon up` is.
+#[derive(clap::Args, Clone)]
+pub struct Server {
+    /// The control API's address.
+    #[arg(
+        long,
+        env = "MUON_CONTROL",
+        default_value = "127.0.0.1:8081",
+        global = true
+    )]
+    control: String,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        let base = self.control.trim_end_matches('/');
+        if base.starts_with("http://") || base.starts_with("https://") {
+            format!("{base}{path}")
+        } else {
+            format!("http://{base}{path}")
+        }
+    }
+}
+
+pub fn default_listen() -> SocketAddr {
+    "127.0.0.1:8080".parse().expect("a valid address")
+}
+
+pub fn default_dir() -> PathBuf {
+    PathBuf::from(".")
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MUON_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => up::run(args).await,
+            Command::Invoke(args) => client::invoke(args).await,
+            Command::Logs(args) => client::logs(args).await,
+            Command::Functions(args) => client::functions(args).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("muon: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -43,6 +43,8 @@ pub struct WasmFunction {
 }
 
 struct Inner {
+    /// Keeps the engine (and its epoch ticker, which enforces timeouts) alive.
+    _engine: Engine,
     pre: ProxyPre<Host>,
     settings: Settings,
     outbound: Arc<OutboundPolicy>,
@@ -79,6 +81,7 @@ impl WasmFunction {
         })?;
         Ok(Self {
             inner: Arc::new(Inner {
+                _engine: engine.clone(),
                 pre,
                 outbound: Arc::new(settings.outbound.clone()),
                 settings,

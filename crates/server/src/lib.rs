@@ -1,1 +1,228 @@
+//! muon's HTTP front: the gateway that routes app traffic to functions, and the control API.
+//!
+//! The gateway is a bare hyper service (HTTP/1.1 and HTTP/2) over a route table built once at
+//! start: an exact-path map and a list of prefixes, longest first. It streams request and
+//! response bodies, bounds request bodies (413), and touches no storage on the request path.
+//! The control API (REST under `/v1`, axum) lists functions, invokes them, and reads and follows
+//! their invocations and logs from the invoker's in-memory journal.
 
+mod control;
+mod gateway;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use http_body_util::BodyExt;
+use muon_runtime::LimitedBody;
+
+use muon_runtime::Invoker;
+use muon_types::FunctionName;
+use tokio::net::TcpListener;
+
+pub use gateway::Routes;
+
+/// The largest request body accepted unless configured otherwise: Lambda's 6 MB sync payload.
+pub const DEFAULT_MAX_BODY: u64 = 6 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub app: String,
+    /// Request bodies larger than this are refused with 413.
+    pub max_body: u64,
+}
+
+/// What both servers share. Cheap to clone.
+#[derive(Clone)]
+pub struct State {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
+    config: Config,
+    invoker: Invoker,
+    routes: Routes,
+}
+
+impl State {
+    pub fn new(config: Config, invoker: Invoker) -> Self {
+        let routes = Routes::new(
+            invoker
+                .functions()
+                .filter_map(|f| Some((f.route.clone()?, f.name.clone()))),
+        );
+        Self {
+            inner: Arc::new(StateInner {
+                config,
+                invoker,
+                routes,
+            }),
+        }
+    }
+
+    pub fn invoker(&self) -> &Invoker {
+        &self.inner.invoker
+    }
+
+    pub fn routes(&self) -> &Routes {
+        &self.inner.routes
+    }
+}
+
+/// Serve app traffic on `gateway` and the control API on `control` until `shutdown` resolves,
+/// then stop accepting and wait for requests in flight.
+pub async fn serve(
+    state: State,
+    gateway: TcpListener,
+    control: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let control_app = control::router(state.clone());
+    let mut control_stop = stop_rx.clone();
+    let control_task = tokio::spawn(async move {
+        axum::serve(control, control_app)
+            .with_graceful_shutdown(async move {
+                let _ = control_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let gateway_result = gateway::serve(state, gateway, stop_rx).await;
+    let control_result = control_task
+        .await
+        .map_err(|e| std::io::Error::other(format!("control API task failed: {e}")))?;
+    gateway_result.and(control_result)
+}
+
+/// The address a listener is bound to, for messages.
+pub fn local_addr(listener: &TcpListener) -> SocketAddr {
+    listener
+        .local_addr()
+        .expect("a bound listener has an address")
+}
+
+/// Which function serves `path`, if any.
+pub fn route(state: &State, path: &str) -> Option<FunctionName> {
+    state.inner.routes.lookup(path).cloned()
+}
+
+fn error_json(error: &str, message: impl Into<String>, invocation: Option<String>) -> bytes::Bytes {
+    serde_json::to_vec(&muon_api::ErrorBody {
+        error: error.to_string(),
+        message: message.into(),
+        invocation_id: invocation,
+    })
+    .expect("error bodies serialize")
+    .into()
+}
+
+/// An error answer with a JSON body, as both servers send them.
+fn error_response(
+    status: http::StatusCode,
+    error: &str,
+    message: impl Into<String>,
+    invocation: Option<muon_types::InvocationId>,
+) -> muon_runtime::Response {
+    let mut builder = http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(muon_api::ERROR_HEADER, error);
+    if let Some(id) = invocation {
+        builder = builder.header(muon_api::INVOCATION_ID_HEADER, id.to_string());
+    }
+    builder
+        .body(muon_runtime::full(error_json(
+            error,
+            message,
+            invocation.map(|i| i.to_string()),
+        )))
+        .expect("a JSON error response is valid")
+}
+
+/// Answer for an invocation: the function's response, or an error that names the invocation.
+fn invocation_response(
+    id: muon_types::InvocationId,
+    result: Result<muon_runtime::Response, muon_runtime::Failure>,
+    body_too_large: bool,
+    max_body: u64,
+) -> muon_runtime::Response {
+    if body_too_large {
+        return error_response(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than the limit of {max_body} bytes"),
+            Some(id),
+        );
+    }
+    match result {
+        Ok(response) => response,
+        Err(failure) => error_response(
+            failure.http_status(),
+            failure.status.as_str(),
+            format!(
+                "{}; see `muon logs` or GET /v1/invocations/{id}",
+                first_line(&failure.message)
+            ),
+            Some(id),
+        ),
+    }
+}
+
+/// Bound a request's body to `max_body` bytes. A declared length over the limit is answered with
+/// 413 at once, and a declared body streams to the function (the flag returned says whether it
+/// overran anyway). A body of undeclared length is read up to the limit first, so that one that is
+/// too large is answered with 413 before any function runs.
+async fn bounded<B>(
+    request: http::Request<B>,
+    max_body: u64,
+) -> Result<(muon_runtime::Request, Arc<AtomicBool>), muon_runtime::Response>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin + Send + 'static,
+    B::Error: Into<muon_runtime::BoxError>,
+{
+    let too_large = |detail: String| {
+        error_response(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body {detail}is larger than the limit of {max_body} bytes"),
+            None,
+        )
+    };
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(length) = declared.filter(|&l| l > max_body) {
+        return Err(too_large(format!("({length} bytes) ")));
+    }
+    let (parts, body) = request.into_parts();
+    let streams = declared.is_some() || body.is_end_stream();
+    let (body, exceeded) = LimitedBody::new(body, max_body);
+    if streams {
+        return Ok((
+            http::Request::from_parts(parts, body.boxed_unsync()),
+            exceeded,
+        ));
+    }
+    match body.collect().await {
+        Ok(collected) => Ok((
+            http::Request::from_parts(parts, muon_runtime::full(collected.to_bytes())),
+            exceeded,
+        )),
+        Err(_) if exceeded.load(Ordering::Acquire) => Err(too_large(String::new())),
+        Err(e) => Err(error_response(
+            http::StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("cannot read the request body: {e}"),
+            None,
+        )),
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}

@@ -1,0 +1,205 @@
+//! `muon up`: load the manifest, build and prepare every function, serve until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use muon_manifest::{App, Function};
+use muon_runtime::{FunctionMeta, Invoker};
+use muon_runtime_wasm::{Config, Engine, Pooling, Settings};
+use muon_types::Stream;
+use tokio::net::TcpListener;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The app folder (holding muon.toml) or the manifest file.
+    #[arg(default_value_os_t = crate::default_dir())]
+    dir: PathBuf,
+    /// Where app routes are served.
+    #[arg(long, env = "MUON_LISTEN", default_value_t = crate::default_listen())]
+    listen: SocketAddr,
+    /// Where the control API is served.
+    #[arg(
+        long = "control",
+        env = "MUON_CONTROL",
+        default_value = "127.0.0.1:8081"
+    )]
+    control: SocketAddr,
+    /// Largest request body accepted, in bytes (larger ones get 413).
+    #[arg(long, env = "MUON_MAX_BODY", default_value_t = muon_server::DEFAULT_MAX_BODY)]
+    max_body: u64,
+    /// Where compiled components are cached (default: ~/.cache/muon).
+    #[arg(long, env = "MUON_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Don't print the functions' output (it is still kept for `muon logs`).
+    #[arg(long, short)]
+    quiet: bool,
+    /// Use the pooling instance allocator: auto (when the host allows it), always or never.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pooling: String,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let app = muon_manifest::load(&args.dir)?;
+    let invoker = prepare(&app, &args)?;
+    let shutdown = shutdown_signal()?;
+    let gateway = bind(args.listen, "--listen").await?;
+    let control = bind(args.control, "--control").await?;
+    let state = muon_server::State::new(
+        muon_server::Config {
+            app: app.name.clone(),
+            max_body: args.max_body,
+        },
+        invoker.clone(),
+    );
+    print_ready(&app, &state, &gateway, &control, started);
+    if !args.quiet {
+        tokio::spawn(print_logs(invoker.clone()));
+    }
+    muon_server::serve(state, gateway, control, shutdown).await?;
+    println!("muon: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Build, compile and pre-instantiate every function of `app`.
+fn prepare(app: &App, args: &Args) -> anyhow::Result<Invoker> {
+    let components = muon_manifest::build::components(app, |f: &Function| {
+        eprintln!(
+            "muon: building function `{}` from {} ...",
+            f.name,
+            f.source.path().display()
+        );
+    })?;
+    let engine = Engine::new(&Config {
+        cache_dir: Some(cache_dir(args)),
+        pooling: match args.pooling.as_str() {
+            "always" => Pooling::Always,
+            "never" => Pooling::Never,
+            _ => Pooling::Auto,
+        },
+        max_instances: 1000,
+        max_memory_mb: app
+            .functions
+            .iter()
+            .map(|f| f.memory_mb)
+            .max()
+            .unwrap_or(128),
+    })?;
+    let mut invoker = Invoker::builder();
+    for (f, path) in app.functions.iter().zip(components) {
+        let context = || format!("function `{}`", f.name);
+        let loaded = engine.load(&path).with_context(context)?;
+        let prepared = engine
+            .prepare(
+                &loaded.component,
+                Settings {
+                    name: f.name.clone(),
+                    memory_bytes: f.memory_bytes(),
+                    timeout: f.timeout,
+                    environment: f.environment.clone().into_iter().collect(),
+                    outbound: f.outbound.clone(),
+                    instance_reuse: f.instance_reuse,
+                    max_instances: f.max_instances,
+                },
+            )
+            .with_context(context)?;
+        invoker = invoker.function(
+            FunctionMeta {
+                name: f.name.clone(),
+                runtime: f.runtime.as_str(),
+                route: f.route.as_ref().map(ToString::to_string),
+                memory_mb: f.memory_mb,
+                timeout: f.timeout,
+                min_instances: f.min_instances,
+                max_instances: f.max_instances,
+                instance_reuse: f.instance_reuse,
+                source: path.display().to_string(),
+            },
+            Arc::new(prepared),
+        );
+    }
+    Ok(invoker.build())
+}
+
+fn cache_dir(args: &Args) -> PathBuf {
+    if let Some(dir) = &args.cache_dir {
+        return dir.clone();
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("muon").join("components")
+}
+
+async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} (is another `muon up` running? choose another address with {flag})")
+    })
+}
+
+fn print_ready(
+    app: &App,
+    state: &muon_server::State,
+    gateway: &TcpListener,
+    control: &TcpListener,
+    started: Instant,
+) {
+    let gateway = muon_server::local_addr(gateway);
+    let control = muon_server::local_addr(control);
+    println!(
+        "muon: app `{}` is up: {} function(s), ready in {:.1} ms",
+        app.name,
+        app.functions.len(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    println!("  app routes on http://{gateway}");
+    for (route, function) in state.routes().iter() {
+        println!("  http://{gateway}{route}  ->  {function}");
+    }
+    for f in app.functions.iter().filter(|f| f.route.is_none()) {
+        println!(
+            "  (no route)  ->  {}   invoke with `muon invoke {}`",
+            f.name, f.name
+        );
+    }
+    println!("  control API: http://{control}/v1   (Ctrl-C stops)");
+}
+
+/// Print what functions write, as it is recorded.
+async fn print_logs(invoker: Invoker) {
+    let mut lines = invoker.journal().follow();
+    loop {
+        match lines.recv().await {
+            Ok(line) => match line.stream {
+                Stream::Platform => {
+                    println!("[{}] {} ! {}", line.function, line.invocation, line.text)
+                }
+                _ => println!("[{}] {}", line.function, line.text),
+            },
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                println!("muon: ({n} log lines not printed: output is slower than the functions)");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed now, before the app is announced,
+/// so a signal sent right after the announcement is not lost.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        println!("muon: shutting down (finishing requests in flight)");
+    })
+}
