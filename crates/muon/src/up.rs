@@ -34,6 +34,9 @@ pub struct Args {
     /// Where compiled components are cached (default: ~/.cache/muon).
     #[arg(long, env = "MUON_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// Threads serving app traffic (default: one per core).
+    #[arg(long, env = "MUON_WORKERS")]
+    workers: Option<usize>,
     /// Don't print the functions' output (it is still kept for `muon logs`).
     #[arg(long, short)]
     quiet: bool,
@@ -53,6 +56,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         muon_server::Config {
             app: app.name.clone(),
             max_body: args.max_body,
+            workers: args
+                .workers
+                .unwrap_or_else(muon_server::Config::default_workers),
         },
         invoker.clone(),
     );

@@ -60,13 +60,19 @@ impl Routes {
     }
 }
 
+/// Serve app traffic until `stop` turns true, then drain requests in flight.
+///
+/// Connections are accepted here and handed, round-robin, to `workers` threads that each run
+/// their own single-threaded runtime: a request, its isolate and its response body stay on one
+/// thread, with no work stealing and no cross-thread wake-ups on the hot path.
 pub async fn serve(
     state: State,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let workers = Workers::start(state.inner.config.workers.max(1))?;
+    let mut next = 0usize;
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -81,17 +87,32 @@ pub async fn serve(
             _ = stop.wait_for(|s| *s) => break,
         };
         let _ = stream.set_nodelay(true);
+        // Move the socket to the worker's own reactor.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot hand a connection to a worker: {e}");
+                continue;
+            }
+        };
         let state = state.clone();
-        let service = hyper::service::service_fn(move |request| {
-            let state = state.clone();
-            async move { Ok::<_, Infallible>(handle(state, request).await) }
-        });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
+        let watcher = graceful.watcher();
+        next = next.wrapping_add(1);
+        workers.spawn(next, async move {
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("cannot register a connection: {e}");
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(move |request| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(state, request).await) }
+            });
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!("connection ended with an error: {e}");
             }
         });
@@ -103,7 +124,48 @@ pub async fn serve(
     {
         tracing::warn!("requests still in flight after {DRAIN:?}; stopping anyway");
     }
+    workers.stop();
     Ok(())
+}
+
+/// Threads running single-threaded runtimes, each until it is told to stop.
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Workers {
+    fn start(count: usize) -> std::io::Result<Self> {
+        let mut handles = Vec::with_capacity(count);
+        let mut stops = Vec::with_capacity(count);
+        for i in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            handles.push(runtime.handle().clone());
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            stops.push(stop_tx);
+            std::thread::Builder::new()
+                .name(format!("muon-gateway-{i}"))
+                .spawn(move || {
+                    runtime.block_on(async {
+                        let _ = stop_rx.await;
+                    });
+                    // Dropping the runtime cancels what is left after the drain.
+                })?;
+        }
+        Ok(Self { handles, stops })
+    }
+
+    fn spawn(&self, n: usize, task: impl Future<Output = ()> + Send + 'static) {
+        self.handles[n % self.handles.len()].spawn(task);
+    }
+
+    fn stop(self) {
+        for stop in self.stops {
+            let _ = stop.send(());
+        }
+    }
 }
 
 async fn handle(state: State, request: http::Request<Incoming>) -> muon_runtime::Response {

@@ -30,6 +30,15 @@ pub struct Config {
     pub app: String,
     /// Request bodies larger than this are refused with 413.
     pub max_body: u64,
+    /// Threads serving app traffic, each with its own single-threaded runtime.
+    pub workers: usize,
+}
+
+impl Config {
+    /// One gateway worker per available core.
+    pub fn default_workers() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
 }
 
 /// What both servers share. Cheap to clone.
