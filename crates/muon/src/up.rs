@@ -34,6 +34,9 @@ pub struct Args {
     /// Where compiled components are cached (default: ~/.cache/muon).
     #[arg(long, env = "MUON_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// How many isolates may exist at once, across all functions: requests beyond it get 503.
+    #[arg(long, env = "MUON_MAX_ISOLATES", default_value_t = muon_runtime_wasm::DEFAULT_MAX_ISOLATES)]
+    max_isolates: u32,
     /// Threads serving app traffic (default: one per core).
     #[arg(long, env = "MUON_WORKERS")]
     workers: Option<usize>,
@@ -87,7 +90,7 @@ fn prepare(app: &App, args: &Args) -> anyhow::Result<Invoker> {
             "never" => Pooling::Never,
             _ => Pooling::Auto,
         },
-        max_instances: 1000,
+        max_instances: args.max_isolates,
         max_memory_mb: app
             .functions
             .iter()

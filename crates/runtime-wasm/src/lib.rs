@@ -25,6 +25,9 @@ pub use function::{Settings, WasmFunction};
 use host::Host;
 use wasmtime::component::{Component, Linker};
 
+/// How many isolates may exist at once by default (calls in flight plus idle reusable ones).
+pub const DEFAULT_MAX_ISOLATES: u32 = 256;
+
 /// How often the epoch advances: the granularity of timeouts and of preemption.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -64,7 +67,7 @@ impl Default for Config {
         Self {
             cache_dir: None,
             pooling: Pooling::Auto,
-            max_instances: 1000,
+            max_instances: DEFAULT_MAX_ISOLATES,
             max_memory_mb: muon_manifest::MAX_MEMORY_MB,
         }
     }
@@ -172,6 +175,9 @@ fn build_engine(config: &Config, pooling: bool) -> Result<wasmtime::Engine> {
         p.total_core_instances(slots * 8);
         p.total_memories(slots * 2);
         p.total_tables(slots * 4);
+        // One fiber stack per call in flight. Creating the pool costs a syscall per stack, which
+        // is most of an engine's start-up time: size it to the isolates that can run at once.
+        p.total_stacks(slots);
         p.max_memory_size(config.max_memory_mb as usize * 1024 * 1024);
         // Reset an isolate's memory by copying back only the pages it dirtied (found with
         // Linux's PAGEMAP_SCAN where the kernel has it) instead of unmapping them: no madvise,

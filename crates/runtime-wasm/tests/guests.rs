@@ -350,3 +350,47 @@ fn compiled_components_are_cached_by_content() {
     }
     assert!(!engine.load(&guest("hello")).unwrap().cached);
 }
+
+#[tokio::test]
+async fn isolates_beyond_the_pool_are_refused_not_queued_forever() {
+    let engine = Engine::new(&Config {
+        cache_dir: None,
+        pooling: muon_runtime_wasm::Pooling::Always,
+        max_instances: 2,
+        max_memory_mb: 64,
+    })
+    .unwrap();
+    let loaded = engine.load(&guest("spin")).unwrap();
+    let f = engine
+        .prepare(
+            &loaded.component,
+            Settings {
+                timeout: Duration::from_millis(400),
+                ..settings("spin")
+            },
+        )
+        .unwrap();
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let f = f.clone();
+            tokio::spawn(async move { call(&f, get("/")).await.response.unwrap_err() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for c in calls {
+        statuses.push(c.await.unwrap());
+    }
+    let refused: Vec<_> = statuses
+        .iter()
+        .filter(|f| f.status == Status::StartFailed)
+        .collect();
+    assert_eq!(refused.len(), 1, "{statuses:?}");
+    assert_eq!(refused[0].http_status(), 503);
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|f| f.status == Status::Timeout)
+            .count(),
+        2
+    );
+}
