@@ -13,6 +13,8 @@ use crate::Finished;
 pub const INVOCATIONS_KEPT: usize = 1000;
 /// How many log lines the journal keeps per function.
 pub const LOG_LINES_KEPT: usize = 10_000;
+/// The most bytes of log text the journal keeps per function; the oldest lines go first.
+pub const LOG_BYTES_KEPT: usize = 4 * 1024 * 1024;
 /// The longest log line kept; longer lines are cut and marked.
 pub const MAX_LINE: usize = 16 * 1024;
 
@@ -42,6 +44,7 @@ pub struct LogLine {
 struct PerFunction {
     invocations: VecDeque<InvocationRecord>,
     logs: VecDeque<Arc<LogLine>>,
+    log_bytes: usize,
     total: u64,
     failed: u64,
 }
@@ -128,10 +131,12 @@ impl Journal {
             }
             f.invocations.push_back(record);
             for line in &lines {
-                if f.logs.len() == LOG_LINES_KEPT {
-                    f.logs.pop_front();
-                }
+                f.log_bytes += line.text.len();
                 f.logs.push_back(line.clone());
+                while f.logs.len() > LOG_LINES_KEPT || f.log_bytes > LOG_BYTES_KEPT {
+                    let Some(old) = f.logs.pop_front() else { break };
+                    f.log_bytes -= old.text.len();
+                }
             }
         }
         if self.live.receiver_count() > 0 {

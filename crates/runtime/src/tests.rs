@@ -118,3 +118,32 @@ async fn limited_bodies_flag_overflow() {
     assert_eq!(body.collect().await.unwrap().to_bytes().len(), 4);
     assert!(!exceeded.load(std::sync::atomic::Ordering::Acquire));
 }
+
+#[tokio::test]
+async fn the_journal_keeps_a_bounded_amount_of_log_text() {
+    let journal = Journal::default();
+    let name = FunctionName::new("noisy").unwrap();
+    for _ in 0..2000 {
+        journal.record(
+            name.clone(),
+            InvocationId::random(),
+            SystemTime::now(),
+            Duration::ZERO,
+            Finished {
+                status: Status::Ok,
+                http_status: Some(200),
+                message: None,
+                logs: vec![(Stream::Stdout, "x".repeat(100_000))],
+            },
+        );
+    }
+    let logs = journal.logs(&name, usize::MAX);
+    let bytes: usize = logs.iter().map(|l| l.text.len()).sum();
+    assert!(bytes <= journal::LOG_BYTES_KEPT, "{bytes}");
+    assert!(logs.iter().all(|l| l.text.ends_with("[line truncated]")));
+    assert_eq!(
+        journal.invocations(&name, usize::MAX).len(),
+        journal::INVOCATIONS_KEPT
+    );
+    assert_eq!(journal.counts(&name).invocations, 2000);
+}
