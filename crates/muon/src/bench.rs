@@ -27,6 +27,11 @@ pub struct Args {
     /// How many times to start `muon up` for the start-to-first-response figure.
     #[arg(long, default_value_t = 15)]
     starts: usize,
+    /// Also time another server's start to first response, measured the same way in the same
+    /// run: a command line in which `{port}` and `{wasm}` are replaced, e.g.
+    /// `--compare "wasmtime serve -S cli --addr 127.0.0.1:{port} {wasm}"`. May be repeated.
+    #[arg(long)]
+    compare: Vec<String>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -86,14 +91,33 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let starts = start_to_first_response(&wasm, args.starts, &cache).await?;
-    println!(
-        "process start -> first response: median {:.1} ms, min {:.1} ms, max {:.1} ms, n={}",
-        millis(percentile(&starts, 50.0)),
-        millis(starts[0]),
-        millis(starts[starts.len() - 1]),
-        starts.len()
+    let dir = tempfile::tempdir()?;
+    let wasm = std::path::absolute(&wasm)?;
+    std::fs::write(
+        dir.path().join("muon.toml"),
+        format!(
+            "app = \"bench\"\n[[function]]\nname = \"hello\"\nruntime = \"wasm\"\nsource = {:?}\nroute = \"/\"\n",
+            wasm.display().to_string()
+        ),
+    )?;
+    let exe = std::env::current_exe()?.display().to_string();
+    let muon = format!(
+        "{exe} up {} --quiet --listen 127.0.0.1:{{port}} --control 127.0.0.1:{{control}} --cache-dir {}",
+        dir.path().display(),
+        cache.display()
     );
+    let mut servers = vec![("muon up".to_string(), muon)];
+    servers.extend(args.compare.iter().map(|c| (c.clone(), c.clone())));
+    for (label, command) in servers {
+        let starts = start_to_first_response(&command, &wasm, args.starts).await?;
+        println!(
+            "process start -> first response ({label}): median {:.1} ms, min {:.1} ms, max {:.1} ms, n={}",
+            millis(percentile(&starts, 50.0)),
+            millis(starts[0]),
+            millis(starts[starts.len() - 1]),
+            starts.len()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -117,44 +141,41 @@ fn hello_guest() -> anyhow::Result<PathBuf> {
         .context("the guests workspace has no hello guest")
 }
 
+/// Start `command` (`{port}`, `{control}` and `{wasm}` replaced) `runs + 1` times and time each
+/// start until its first 200 answer; the first start (which may fill caches) is not counted.
 async fn start_to_first_response(
+    command: &str,
     wasm: &std::path::Path,
     runs: usize,
-    cache: &std::path::Path,
 ) -> anyhow::Result<Vec<Duration>> {
-    let dir = tempfile::tempdir()?;
-    let wasm = std::path::absolute(wasm)?;
-    std::fs::write(
-        dir.path().join("muon.toml"),
-        format!(
-            "app = \"bench\"\n[[function]]\nname = \"hello\"\nruntime = \"wasm\"\nsource = {:?}\nroute = \"/\"\n",
-            wasm.display().to_string()
-        ),
-    )?;
-    let exe = std::env::current_exe()?;
     let mut times = Vec::new();
-    // The first start fills the compile cache and is not counted.
     for run in 0..=runs {
-        let port = free_port()?;
-        let control = free_port()?;
+        let port = free_port()?.to_string();
+        let control = free_port()?.to_string();
+        let argv: Vec<String> = command
+            .split_whitespace()
+            .map(|a| {
+                a.replace("{port}", &port)
+                    .replace("{control}", &control)
+                    .replace("{wasm}", &wasm.display().to_string())
+            })
+            .collect();
+        let (program, rest) = argv.split_first().context("an empty command")?;
         let start = Instant::now();
-        let mut child = tokio::process::Command::new(&exe)
-            .arg("up")
-            .arg(dir.path())
-            .args(["--quiet", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--control", &format!("127.0.0.1:{control}")])
-            .arg("--cache-dir")
-            .arg(cache)
+        let mut child = tokio::process::Command::new(program)
+            .args(rest)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
-            .spawn()?;
+            .spawn()
+            .with_context(|| format!("cannot start {program}"))?;
+        let port: u16 = port.parse()?;
         let elapsed = loop {
             if let Ok(true) = first_response(port).await {
                 break start.elapsed();
             }
             if start.elapsed() > Duration::from_secs(30) {
-                bail!("muon up did not answer within 30 s");
+                bail!("{program} did not answer within 30 s");
             }
             tokio::time::sleep(Duration::from_micros(200)).await;
         };
