@@ -37,9 +37,27 @@ struct Up {
 
 impl Up {
     fn start(manifest: &str, extra: &[&str]) -> Up {
+        Self::start_with(muon(), manifest, extra)
+    }
+
+    /// Start under a virtual-memory limit (`ulimit -v`, in KiB).
+    fn start_limited(vm_kib: u64, manifest: &str, extra: &[&str]) -> Up {
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(format!("ulimit -v {vm_kib} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_muon"))
+            .env(
+                "MUON_CACHE_DIR",
+                std::env::temp_dir().join("muon-test-cache"),
+            );
+        Self::start_with(shell, manifest, extra)
+    }
+
+    fn start_with(mut command: Command, manifest: &str, extra: &[&str]) -> Up {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("muon.toml"), manifest).unwrap();
-        let mut child = muon()
+        let mut child = command
             .arg("up")
             .arg(dir.path())
             .args([
@@ -387,6 +405,32 @@ fn bad_apps_are_refused_with_the_reason() {
 
     let e = up_fails(&dir.path().join("no-such-app"));
     assert!(e.contains("cannot read"), "{e}");
+}
+
+#[test]
+fn without_room_for_the_pool_isolates_are_allocated_on_demand() {
+    // 8 GiB of address space cannot hold the pooling allocator's reservation.
+    let up = Up::start_limited(8 << 20, &app(), &[]);
+    let gateway = up.gateway.clone();
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let gateway = gateway.clone();
+            std::thread::spawn(move || {
+                let http = client();
+                (0..10)
+                    .map(|_| {
+                        http.get(format!("{gateway}/hello"))
+                            .send()
+                            .unwrap()
+                            .status()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for w in workers {
+        assert!(w.join().unwrap().iter().all(|s| *s == 200));
+    }
 }
 
 #[test]

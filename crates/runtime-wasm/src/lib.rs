@@ -108,8 +108,13 @@ impl Engine {
             Pooling::Auto => match build_engine(config, true) {
                 Ok(engine) => (engine, true),
                 Err(e) => {
+                    // The host would not let us reserve the pool's address space (a `ulimit -v`,
+                    // for one): reserve only what each memory may grow to, so that many isolates
+                    // still fit.
                     tracing::info!("pooling allocator unavailable ({e}); allocating on demand");
-                    (build_engine(config, false)?, false)
+                    let mut constrained = config.clone();
+                    constrained.pooling = Pooling::Never;
+                    (build_engine_constrained(&constrained)?, false)
                 }
             },
         };
@@ -189,6 +194,19 @@ fn build_engine(config: &Config, pooling: bool) -> Result<wasmtime::Engine> {
         p.decommit_batch_size(16);
         c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(p));
     }
+    wasmtime::Engine::new(&c).map_err(|e| Error::Engine(format!("{e:#}")))
+}
+
+/// An on-demand engine that reserves address space only up to the largest memory limit (bounds
+/// checks are then explicit in the machine code), for hosts with little virtual address space.
+fn build_engine_constrained(config: &Config) -> Result<wasmtime::Engine> {
+    let mut c = wasmtime::Config::new();
+    c.wasm_component_model(true);
+    c.epoch_interruption(true);
+    c.memory_init_cow(true);
+    c.memory_reservation(config.max_memory_mb as u64 * 1024 * 1024);
+    c.memory_guard_size(64 * 1024);
+    c.memory_reservation_for_growth(0);
     wasmtime::Engine::new(&c).map_err(|e| Error::Engine(format!("{e:#}")))
 }
 
