@@ -352,11 +352,13 @@ fn traps_timeouts_and_memory_bombs_fail_cleanly() {
     for _ in 0..20 {
         let response = http.get(format!("{}/bomb", up.gateway)).send().unwrap();
         assert_eq!(response.status(), 500);
+        let response = http.get(format!("{}/trap", up.gateway)).send().unwrap();
+        assert_eq!(response.status(), 500);
     }
     let after = up.rss_kb();
     assert!(
-        after < before + 64 * 1024,
-        "host memory grew from {before} kB to {after} kB over 20 memory bombs"
+        after < before + 16 * 1024,
+        "host memory grew from {before} kB to {after} kB over 20 memory bombs and traps"
     );
 
     // And the app still serves.

@@ -9,8 +9,8 @@ use muon_manifest::OutboundPolicy;
 use muon_runtime::{BoxError, BoxFuture, Failure, Finished, InvocationContext, Request, Response};
 use muon_types::{FunctionName, Status, Stream, format_duration};
 use tokio::sync::oneshot;
-use wasmtime::Store;
 use wasmtime::component::{Component, ResourceTable};
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
@@ -140,8 +140,15 @@ impl Inner {
         let mut store = Store::new(self.pre.engine(), host);
         store.limiter(|h| &mut h.limiter);
         // Yield to the scheduler every epoch tick: a guest that computes forever still lets the
-        // timeout below fire, and cannot starve other requests on the same worker thread.
-        store.epoch_deadline_async_yield_and_update(1);
+        // timeout below fire, and cannot starve other requests on the same worker thread. Tokio's
+        // `yield_now` runs the timer and I/O drivers before resuming the guest, so the timeout
+        // fires on time and other connections keep being served.
+        store.epoch_deadline_callback(|_| {
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        });
         Instance {
             store,
             proxy: None,
@@ -263,7 +270,10 @@ impl muon_runtime::Function for WasmFunction {
                         } else {
                             status
                         };
-                        Some(Failure::new(status, clip(format!("{error:?}"))))
+                        // First the cause (what the gateway's answer says), then the whole
+                        // chain with the wasm backtrace (what the invocation's record keeps).
+                        let message = format!("{}\n{error:#}", error.root_cause());
+                        Some(Failure::new(status, clip(message)))
                     }
                     Err(_elapsed) => Some(Failure::new(
                         Status::Timeout,

@@ -191,7 +191,6 @@ fn build_engine(config: &Config, pooling: bool) -> Result<wasmtime::Engine> {
         p.linear_memory_keep_resident(1 << 20);
         p.table_keep_resident(64 * 1024);
         p.max_unused_warm_slots(64);
-        p.decommit_batch_size(16);
         c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(p));
     }
     wasmtime::Engine::new(&c).map_err(|e| Error::Engine(format!("{e:#}")))
