@@ -286,6 +286,19 @@ async fn outbound_requests_need_an_allowlist_entry() {
     assert_eq!(response.status(), 200);
     assert_eq!(text(response).await, "status=200\nupstream");
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Spin's CVE-2024-32980: a request with no host and a forged Host header must not reach
+    // anything, even with an allowed host to aim the header at.
+    let forged = format!("/?hostless=%2Fsecret&forge=127.0.0.1%3A{port}");
+    let response = call(&allowed, get(&forged)).await.response.unwrap();
+    let answer = text(response).await;
+    assert!(answer.contains("host-header=refused"), "{answer}");
+    assert!(answer.contains("error="), "{answer}");
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "{answer}"
+    );
 }
 
 #[tokio::test]

@@ -24,9 +24,18 @@ const MAX_UPSTREAM_BODY: usize = 64 * 1024;
 
 impl wasi::exports::http::incoming_handler::Guest for Outbound {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-        let url = request
-            .path_with_query()
-            .and_then(|p| query_param(&p, "url").map(percent_decode));
+        let path_with_query = request.path_with_query().unwrap_or_default();
+        // `?hostless=/path&forge=HOST`: a request without an authority whose Host header is
+        // forged (the shape of Spin's CVE-2024-32980); the host must refuse both.
+        if let Some(path) = query_param(&path_with_query, "hostless").map(percent_decode) {
+            let forged = query_param(&path_with_query, "forge")
+                .map(percent_decode)
+                .unwrap_or_default();
+            let body = hostless(&path, &forged);
+            respond(response_out, 502, body.as_bytes());
+            return;
+        }
+        let url = query_param(&path_with_query, "url").map(percent_decode);
 
         let (status, body) = match url {
             None => (400, b"error=missing ?url= parameter\n".to_vec()),
@@ -101,6 +110,35 @@ fn fetch(url: &str) -> Result<(u16, Vec<u8>), Failure> {
     let status = response.status();
     let body = read_body(&response)?;
     Ok((status, body))
+}
+
+/// Tries a request with no authority and a forged Host header; says what the host did.
+fn hostless(path: &str, forged_host: &str) -> String {
+    let headers = Fields::new();
+    let host_header = match headers.append("host", forged_host.as_bytes()) {
+        Ok(()) => "accepted",
+        Err(_) => "refused",
+    };
+    let outgoing = OutgoingRequest::new(headers);
+    if outgoing.set_path_with_query(Some(path)).is_err() {
+        return format!("host-header={host_header}\nerror=invalid path\n");
+    }
+    let Ok(body) = outgoing.body() else {
+        return format!("host-header={host_header}\nerror=no body\n");
+    };
+    let outcome = match outgoing_handler::handle(outgoing, None) {
+        Err(code) => format!("error={}", describe(&code)),
+        Ok(future) => {
+            let _ = OutgoingBody::finish(body, None);
+            future.subscribe().block();
+            match future.get() {
+                Some(Ok(Ok(response))) => format!("status={}", response.status()),
+                Some(Ok(Err(code))) => format!("error={}", describe(&code)),
+                _ => "error=no response".to_string(),
+            }
+        }
+    };
+    format!("host-header={host_header}\n{outcome}\n")
 }
 
 /// Reads up to `MAX_UPSTREAM_BODY` bytes of `response`'s body.
