@@ -43,7 +43,7 @@ pub struct Invocation {
     pub function: String,
     pub started_ms: u64,
     pub duration_ms: f64,
-    /// `ok`, `trap`, `timeout`, `memory_limit`, `start_failed` or `cancelled`.
+    /// `ok`, `trap`, `timeout`, `memory_limit` or `start_failed`.
     pub status: String,
     pub http_status: Option<u16>,
     pub message: Option<String>,

@@ -17,7 +17,6 @@ use http_body_util::BodyExt;
 use muon_runtime::LimitedBody;
 
 use muon_runtime::Invoker;
-use muon_types::FunctionName;
 use tokio::net::TcpListener;
 
 pub use gateway::Routes;
@@ -112,11 +111,6 @@ pub fn local_addr(listener: &TcpListener) -> SocketAddr {
     listener
         .local_addr()
         .expect("a bound listener has an address")
-}
-
-/// Which function serves `path`, if any.
-pub fn route(state: &State, path: &str) -> Option<FunctionName> {
-    state.inner.routes.lookup(path).cloned()
 }
 
 fn error_json(error: &str, message: impl Into<String>, invocation: Option<String>) -> bytes::Bytes {

@@ -162,8 +162,6 @@ pub enum Status {
     MemoryLimit,
     /// The function could not be started (instantiation failed, no capacity).
     StartFailed,
-    /// The client went away before the function finished.
-    Cancelled,
 }
 
 impl Status {
@@ -174,7 +172,6 @@ impl Status {
             Status::Timeout => "timeout",
             Status::MemoryLimit => "memory_limit",
             Status::StartFailed => "start_failed",
-            Status::Cancelled => "cancelled",
         }
     }
 }
