@@ -10,6 +10,7 @@
 #        WASMTIME=path/to/wasmtime           wasmtime 48 CLI (`cargo install wasmtime-cli --version 48.0.8`)
 #        HYPER=path/to/hyper-hello           a hyper hello server taking its address as argument
 #        MUON=path/to/muon                   default: target/release/muon (or $CARGO_TARGET_DIR)
+#        LOADGEN=oha OHA=path/to/oha         use oha instead of wrk (its p99 is the one to trust)
 # Servers whose binary is missing are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,12 @@ cd "$(dirname "$0")/.."
 DUR=${DUR:-10}; ROUNDS=${ROUNDS:-3}; CONNS=${CONNS:-32}; THREADS=${THREADS:-2}
 TARGET=${CARGO_TARGET_DIR:-target}
 MUON=${MUON:-$TARGET/release/muon}
-command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)"; exit 2; }
+LOADGEN=${LOADGEN:-wrk}; OHA=${OHA:-oha}
+if [ "$LOADGEN" = oha ]; then
+  command -v "$OHA" >/dev/null || { echo "oha is needed (cargo install oha), or set OHA"; exit 2; }
+else
+  command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)"; exit 2; }
+fi
 [ -x "$MUON" ] || { echo "build muon first: cargo build --release -p muon"; exit 2; }
 if [ -z "${WASM:-}" ]; then
   (cd guests && cargo build --quiet --release --target wasm32-wasip2 -p hello)
@@ -68,24 +74,36 @@ to_ms() { # wrk latency like 1.23ms / 850.00us / 1.02s
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
 }
 
+# load PORT SECONDS -> "req/s p50_ms p99_ms non2xx"
+load() {
+  if [ "$LOADGEN" = oha ]; then
+    "$OHA" -c "$CONNS" -z "${2}s" --no-tui --output-format json "http://127.0.0.1:$1/" | python3 -c '
+import json, sys
+d = json.load(sys.stdin); s = d["summary"]; p = d["latencyPercentiles"]
+codes = d.get("statusCodeDistribution", {})
+print(s["requestsPerSec"], p["p50"] * 1e3, p["p99"] * 1e3, sum(v for k, v in codes.items() if not k.startswith("2")))'
+  else
+    local out
+    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${2}s" --latency "http://127.0.0.1:$1/")
+    local non2xx
+    non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+    echo "$(awk '/Requests\/sec/ {print $2}' <<<"$out") $(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")") $(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")") ${non2xx:-0}"
+  fi
+}
+
 echo "warming up ..."
-for i in "${!names[@]}"; do wrk -t"$THREADS" -c"$CONNS" -d2s "http://127.0.0.1:${ports[$i]}/" > /dev/null; done
+for i in "${!names[@]}"; do load "${ports[$i]}" 2 > /dev/null; done
 
 results="$work/results"
 for r in $(seq 1 "$ROUNDS"); do
   for i in "${!names[@]}"; do
-    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:${ports[$i]}/")
-    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-    p50=$(to_ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
-    p99=$(to_ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
-    non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); non2xx=${non2xx:-0}
+    read -r rps p50 p99 non2xx <<<"$(load "${ports[$i]}" "$DUR")"
     echo "${names[$i]} $rps $p50 $p99 $non2xx" >> "$results"
-    printf 'round %s %-15s %10.0f req/s  p50 %s ms  p99 %s ms  non-2xx %s\n' "$r" "${names[$i]}" "$rps" "$p50" "$p99" "$non2xx"
+    printf 'round %s %-15s %10.0f req/s  p50 %.3f ms  p99 %.3f ms  non-2xx %s\n' "$r" "${names[$i]}" "$rps" "$p50" "$p99" "$non2xx"
   done
 done
-
 echo
-echo "medians of $ROUNDS rounds, wrk -t$THREADS -c$CONNS -d${DUR}s, $(nproc) cores shared by servers and wrk:"
+echo "medians of $ROUNDS rounds, $LOADGEN -c$CONNS for ${DUR}s, $(nproc) cores shared by servers and the load generator:"
 echo "| server | req/s | vs hyper | vs wasmtime serve | p50 ms | p99 ms |"
 echo "|---|---|---|---|---|---|"
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -95,5 +113,5 @@ for n in "${names[@]}"; do
   rps=$(col "$n" 2)
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else printf "-" }'; }
   vh=$(ratio "$rps" "${hyper:-0}"); vw=$(ratio "$rps" "${wt:-0}")
-  printf '| %s | %.0f | %s | %s | %s | %s |\n' "$n" "$rps" "$vh" "$vw" "$(col "$n" 3)" "$(col "$n" 4)"
+  printf '| %s | %.0f | %s | %s | %.3f | %.3f |\n' "$n" "$rps" "$vh" "$vw" "$(col "$n" 3)" "$(col "$n" 4)"
 done
