@@ -73,6 +73,19 @@ pub struct LogList {
     pub logs: Vec<LogLine>,
 }
 
+/// `POST /v1/events/test-pattern`: does `event` match `event_pattern`? Both are JSON texts (as in
+/// EventBridge's TestEventPattern), because exact matching compares numbers as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TestEventPattern {
+    pub event_pattern: String,
+    pub event: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TestEventPatternResult {
+    pub result: bool,
+}
+
 /// Every error the API (and the gateway) answers with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {

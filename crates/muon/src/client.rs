@@ -85,7 +85,8 @@ async fn api_error(response: reqwest::Response) -> anyhow::Error {
     }
 }
 
-fn read_data(data: &str) -> anyhow::Result<Vec<u8>> {
+/// A command-line value: the text itself, `@FILE` for a file, `@-` for standard input.
+pub fn read_data(data: &str) -> anyhow::Result<Vec<u8>> {
     match data.strip_prefix('@') {
         Some("-") => {
             let mut buf = Vec::new();

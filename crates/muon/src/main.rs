@@ -3,6 +3,7 @@
 
 mod bench;
 mod client;
+mod events;
 mod up;
 
 use std::net::SocketAddr;
@@ -37,6 +38,9 @@ enum Command {
     Logs(client::LogsArgs),
     /// List the functions of a running app.
     Functions(client::FunctionsArgs),
+    /// Event-bus tools (`test-pattern` runs locally, without a server).
+    #[command(subcommand)]
+    Events(events::Command),
     /// Measure isolate start, process start to first response, and throughput.
     Bench(bench::Args),
 }
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
             Command::Invoke(args) => client::invoke(args).await,
             Command::Logs(args) => client::logs(args).await,
             Command::Functions(args) => client::functions(args).await,
+            Command::Events(command) => events::run(command),
             Command::Bench(args) => bench::run(args).await,
         }
     });

@@ -238,6 +238,28 @@ fn routes_control_api_and_cli() {
         .unwrap();
     assert_eq!(response.status(), 404);
 
+    // EventBridge's TestEventPattern.
+    let event = r#"{"id":"1","source":"shop","detail-type":"OrderPlaced","account":"1","region":"r","time":"2026-11-26T00:00:00Z","resources":[],"detail":{}}"#;
+    let answer = http
+        .post(format!("{}/v1/events/test-pattern", up.control))
+        .json(&serde_json::json!({"event_pattern": r#"{"source":["shop"]}"#, "event": event}))
+        .send()
+        .unwrap();
+    assert_eq!(json(answer)["result"], true);
+    let answer = http
+        .post(format!("{}/v1/events/test-pattern", up.control))
+        .json(&serde_json::json!({"event_pattern": r#"{"source":"shop"}"#, "event": event}))
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    assert_eq!(json(answer)["error"], "InvalidEventPatternException");
+    let answer = http
+        .post(format!("{}/v1/events/test-pattern", up.control))
+        .body("{")
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+
     // The CLI.
     let out = up.cli(&[
         "invoke",

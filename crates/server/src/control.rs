@@ -24,6 +24,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/functions/{name}/invocations", get(invocations))
         .route("/v1/functions/{name}/logs", get(logs))
         .route("/v1/invocations/{id}", get(invocation))
+        .route("/v1/events/test-pattern", axum::routing::post(test_pattern))
         .fallback(|request: Request| async move {
             not_found(format!(
                 "no API operation at {} {}",
@@ -238,6 +239,29 @@ async fn logs(
         .body(axum::body::Body::from_stream(lines))
         .expect("a streaming response is valid")
         .into_response()
+}
+
+/// EventBridge's TestEventPattern. Errors keep AWS's names: `InvalidEventPatternException` for
+/// the pattern, `ValidationException` for the event.
+async fn test_pattern(body: axum::body::Bytes) -> Response {
+    let request: muon_api::TestEventPattern = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return bad_request(format!(
+                "expected {{\"event_pattern\": \"<JSON text>\", \"event\": \"<JSON text>\"}}: {e}"
+            ));
+        }
+    };
+    match muon_pattern::test_event_pattern(&request.event_pattern, &request.event) {
+        Ok(result) => Json(muon_api::TestEventPatternResult { result }).into_response(),
+        Err(e) => error_response(
+            http::StatusCode::BAD_REQUEST,
+            e.aws_code(),
+            e.to_string(),
+            None,
+        )
+        .into_response(),
+    }
 }
 
 fn millis(t: std::time::SystemTime) -> u64 {
