@@ -72,6 +72,12 @@ impl Event {
         Ok(())
     }
 
+    /// Every field of the event: its dotted path and its (non-empty) leaves,
+    /// paths sorted.
+    pub(crate) fn fields(&self) -> &[(String, Vec<Leaf>)] {
+        &self.fields
+    }
+
     /// Every leaf at a dotted path; empty when the field is absent.
     pub(crate) fn leaves(&self, path: &str) -> &[Leaf] {
         match self.fields.binary_search_by(|(p, _)| p.as_str().cmp(path)) {

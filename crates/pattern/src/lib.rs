@@ -11,9 +11,17 @@
 //! number, because EventBridge compares exact values by their JSON text
 //! (`300`, `300.0` and `3.0e2` are different strings; only `numeric`, and a
 //! number literal's value, compare by value). A pattern is compiled into a
-//! disjunction of conjunctions over dotted field paths (`$or` expanded), the
-//! shape a later compiled multi-rule matcher can consume; matching here is a
-//! simple, correct backtracking search that honours array consistency.
+//! disjunction of conjunctions over dotted field paths (`$or` expanded);
+//! [`Pattern::matches`] is a simple, correct backtracking search that honours
+//! array consistency.
+//!
+//! [`RuleSet`] matches all the rules of a bus against an event together: it
+//! indexes every conjunction's conditions per field path (exact values in
+//! hash maps, prefixes in a byte trie, other matchers in a per-path list), so
+//! an event's values find the conditions they satisfy at a cost that does not
+//! grow with the number of exact and prefix rules. Conjunctions whose
+//! conditions all hold are then confirmed with the naive matcher, so a
+//! `RuleSet` answers exactly what [`Pattern::matches`] would.
 //!
 //! **It must never** do IO, read a clock, spawn threads or be async: it is a
 //! pure function of its inputs. It must never normalise number text, and it
@@ -24,6 +32,7 @@
 mod event;
 pub mod json;
 mod pattern;
+mod ruleset;
 
 #[cfg(test)]
 mod tests;
@@ -31,6 +40,7 @@ mod tests;
 pub use event::Event;
 pub use json::MAX_DEPTH;
 pub use pattern::{MAX_OR_COMBINATIONS, MAX_PATTERN_CHARS, Pattern};
+pub use ruleset::RuleSet;
 
 /// Why a pattern or an event was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

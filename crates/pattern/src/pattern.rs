@@ -28,10 +28,10 @@ pub struct Pattern {
 }
 
 /// One conjunction: every field must match.
-type Rule = Vec<(String, Vec<Matcher>)>;
+pub(crate) type Rule = Vec<(String, Vec<Matcher>)>;
 
 #[derive(Debug, Clone, PartialEq)]
-enum Matcher {
+pub(crate) enum Matcher {
     /// Exact match of a non-string scalar (numbers also compare by value).
     Exact(Scalar),
     /// Exact match of a string.
@@ -58,7 +58,7 @@ enum Matcher {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum AnythingBut {
+pub(crate) enum AnythingBut {
     Strings(Vec<String>),
     Numbers(Vec<f64>),
     IgnoreCase(Vec<String>),
@@ -69,7 +69,7 @@ enum AnythingBut {
 
 /// A wildcard pattern: literal pieces separated by `*`.
 #[derive(Debug, Clone, PartialEq)]
-struct Wildcard {
+pub(crate) struct Wildcard {
     pieces: Vec<String>,
 }
 
@@ -100,6 +100,12 @@ impl Pattern {
     /// Whether the event matches this pattern.
     pub fn matches(&self, event: &Event) -> bool {
         self.rules.iter().any(|rule| match_rule(rule, event))
+    }
+
+    /// The pattern's conjunctions (`$or` expanded); it matches an event when
+    /// one of them does (see [`match_rule`]).
+    pub(crate) fn alternatives(&self) -> &[Rule] {
+        &self.rules
     }
 }
 
@@ -565,7 +571,8 @@ fn wildcard_complexity(w: &Wildcard) -> usize {
     max
 }
 
-fn ip_literal(s: &str) -> Option<IpAddr> {
+/// The address a string denotes, when it is written as an IP literal.
+pub(crate) fn ip_literal(s: &str) -> Option<IpAddr> {
     let v4 = {
         let parts: Vec<&str> = s.split('.').collect();
         parts.len() == 4
@@ -634,7 +641,8 @@ fn parse_cidr(text: &str) -> Result<Matcher, Error> {
 
 // ---------------------------------------------------------------- matching
 
-fn match_rule(rule: &Rule, event: &Event) -> bool {
+/// Whether the event matches one conjunction of a pattern.
+pub(crate) fn match_rule(rule: &Rule, event: &Event) -> bool {
     let mut chosen: Vec<&[(u32, u32)]> = Vec::with_capacity(rule.len());
     search(rule, 0, event, &mut chosen)
 }
@@ -670,7 +678,8 @@ fn search<'e>(
 }
 
 impl Matcher {
-    fn matches(&self, leaf: &Leaf) -> bool {
+    /// Whether one leaf of the event satisfies this matcher.
+    pub(crate) fn matches(&self, leaf: &Leaf) -> bool {
         let value = &leaf.value;
         let string = match value {
             Scalar::String(s) => Some(s.as_str()),

@@ -1,5 +1,5 @@
 use crate::json::{self, Value};
-use crate::{Error, Event, MAX_DEPTH, Pattern, test_event_pattern};
+use crate::{Error, Event, MAX_DEPTH, Pattern, RuleSet, test_event_pattern};
 
 fn matches(pattern: &str, event: &str) -> bool {
     Pattern::parse(pattern)
@@ -510,4 +510,254 @@ fn test_event_pattern_checks_the_envelope() {
         test_event_pattern("{}", "nope"),
         Err(Error::InvalidPattern(_))
     ));
+}
+
+// --------------------------------------------------------------- RuleSet
+
+fn rule_set(rules: &[(&'static str, &str)]) -> RuleSet<&'static str> {
+    let mut set = RuleSet::new();
+    for (id, pattern) in rules {
+        set.add(
+            *id,
+            &Pattern::parse(pattern).unwrap_or_else(|e| panic!("{pattern}: {e}")),
+        );
+    }
+    set
+}
+
+/// The ids `set` matches, sorted; also checks they agree with the naive matcher.
+fn matched(
+    set: &RuleSet<&'static str>,
+    rules: &[(&'static str, &str)],
+    event: &str,
+) -> Vec<&'static str> {
+    let event = Event::parse(event).unwrap_or_else(|e| panic!("{event}: {e:?}"));
+    let mut got = set.matches(&event);
+    got.sort_unstable();
+    let mut want: Vec<&'static str> = rules
+        .iter()
+        .filter(|(_, p)| Pattern::parse(p).unwrap().matches(&event))
+        .map(|(id, _)| *id)
+        .collect();
+    want.sort_unstable();
+    want.dedup();
+    assert_eq!(got, want, "the rule set disagrees with the naive matcher");
+    got
+}
+
+const MIXED: &[(&str, &str)] = &[
+    ("exact", r#"{"source":["aws.ec2"]}"#),
+    (
+        "exact2",
+        r#"{"source":["aws.ec2", "aws.s3"], "detail-type":["Change"]}"#,
+    ),
+    ("prefix", r#"{"source":[{"prefix":"aws."}]}"#),
+    ("prefix-s3", r#"{"source":[{"prefix":"aws.s"}]}"#),
+    (
+        "numeric",
+        r#"{"detail":{"n":[{"numeric":[">",10,"<=",20]}]}}"#,
+    ),
+    ("number", r#"{"detail":{"n":[15]}}"#),
+    ("number-text", r#"{"detail":{"n":[1.5e1]}}"#),
+    (
+        "anything-but",
+        r#"{"detail":{"state":[{"anything-but":["stopped"]}]}}"#,
+    ),
+    ("exists", r#"{"detail":{"state":[{"exists":true}]}}"#),
+    ("absent", r#"{"detail":{"missing":[{"exists":false}]}}"#),
+    ("absent-state", r#"{"detail":{"state":[{"exists":false}]}}"#),
+    (
+        "or",
+        r#"{"$or":[{"source":["x"]},{"detail":{"n":[{"numeric":["<",0]}]}}]}"#,
+    ),
+    ("null-bool", r#"{"detail":{"flag":[true], "gone":[null]}}"#),
+    ("ip", r#"{"detail":{"ip":["10.0.0.1"]}}"#),
+    ("cidr", r#"{"detail":{"ip":[{"cidr":"10.0.0.0/24"}]}}"#),
+    ("suffix", r#"{"source":[{"suffix":".ec2"}]}"#),
+];
+
+#[test]
+fn rule_set_mixed_operators() {
+    let set = rule_set(MIXED);
+    assert_eq!(set.len(), MIXED.len());
+    assert!(!set.is_empty());
+    assert_eq!(
+        matched(
+            &set,
+            MIXED,
+            r#"{"source":"aws.ec2","detail":{"n":15,"state":"running"}}"#
+        ),
+        [
+            "absent",
+            "anything-but",
+            "exact",
+            "exists",
+            "number",
+            "number-text",
+            "numeric",
+            "prefix",
+            "suffix"
+        ]
+    );
+    assert_eq!(
+        matched(
+            &set,
+            MIXED,
+            r#"{"source":"aws.s3","detail-type":"Change","detail":{"state":"stopped"}}"#
+        ),
+        ["absent", "exact2", "exists", "prefix", "prefix-s3"]
+    );
+    assert_eq!(
+        matched(
+            &set,
+            MIXED,
+            r#"{"source":"x","detail":{"n":-1,"flag":true,"gone":null,"ip":"10.0.0.1"}}"#
+        ),
+        ["absent", "absent-state", "cidr", "ip", "null-bool", "or"]
+    );
+    assert_eq!(
+        matched(
+            &set,
+            MIXED,
+            r#"{"detail":{"missing":1,"state":"x","ip":"10.0.1.1"}}"#
+        ),
+        ["anything-but", "exists"]
+    );
+    assert_eq!(
+        matched(&set, MIXED, r#"{"source":"y"}"#),
+        ["absent", "absent-state"]
+    );
+}
+
+#[test]
+fn rule_set_add_remove_and_replace() {
+    let mut set = rule_set(MIXED);
+    let event = Event::parse(r#"{"source":"aws.ec2"}"#).unwrap();
+    assert!(set.matches(&event).contains(&"exact"));
+    set.remove(&"exact");
+    set.remove(&"exact"); // a second removal does nothing
+    assert_eq!(set.len(), MIXED.len() - 1);
+    assert!(!set.matches(&event).contains(&"exact"));
+    // Adding under a known id replaces its pattern.
+    set.add("prefix", &Pattern::parse(r#"{"source":["nope"]}"#).unwrap());
+    assert_eq!(set.len(), MIXED.len() - 1);
+    assert!(!set.matches(&event).contains(&"prefix"));
+    set.add(
+        "exact",
+        &Pattern::parse(r#"{"source":["aws.ec2"]}"#).unwrap(),
+    );
+    assert!(set.matches(&event).contains(&"exact"));
+    for (id, _) in MIXED {
+        set.remove(id);
+    }
+    assert!(set.is_empty());
+    assert_eq!(set.len(), 0);
+    assert!(set.matches(&event).is_empty());
+    // Slots are reused cleanly after removal.
+    set.add(
+        "again",
+        &Pattern::parse(r#"{"source":[{"prefix":"aws"}]}"#).unwrap(),
+    );
+    assert_eq!(set.matches(&event), ["again"]);
+}
+
+#[test]
+fn rule_set_same_pattern_under_two_ids() {
+    let rules = [
+        ("a", r#"{"$or":[{"x":["1"]},{"y":["2"]}]}"#),
+        ("b", r#"{"$or":[{"x":["1"]},{"y":["2"]}]}"#),
+    ];
+    let mut set = rule_set(&rules);
+    // Both alternatives hold, yet each id is reported once.
+    assert_eq!(matched(&set, &rules, r#"{"x":"1","y":"2"}"#), ["a", "b"]);
+    set.remove(&"a");
+    let event = Event::parse(r#"{"x":"1"}"#).unwrap();
+    assert_eq!(set.matches(&event), ["b"]);
+}
+
+#[test]
+fn rule_set_keeps_array_consistency() {
+    let rules = [
+        ("same-element", r#"{"items":{"name":["a"],"size":[2]}}"#),
+        (
+            "prefix-element",
+            r#"{"items":{"name":[{"prefix":"b"}],"size":[1]}}"#,
+        ),
+        ("other", r#"{"items":{"name":["a"],"size":[1]}}"#),
+    ];
+    let set = rule_set(&rules);
+    // Every value is present somewhere, but only in the same element for two rules.
+    assert_eq!(
+        matched(
+            &set,
+            &rules,
+            r#"{"items":[{"name":"a","size":1},{"name":"b","size":2}]}"#
+        ),
+        ["other"]
+    );
+    assert_eq!(
+        matched(
+            &set,
+            &rules,
+            r#"{"items":[{"name":"b","size":1},{"name":"a","size":2}]}"#
+        ),
+        ["prefix-element", "same-element"]
+    );
+}
+
+#[test]
+fn rule_set_numbers_match_by_value_and_text() {
+    let rules = [
+        ("int", r#"{"n":[300]}"#),
+        ("exp", r#"{"n":[3.0e2]}"#),
+        ("zero", r#"{"n":[0]}"#),
+        (
+            "big",
+            r#"{"n":[49658361752382621885697088319781165717078428243510427650]}"#,
+        ),
+    ];
+    let set = rule_set(&rules);
+    assert_eq!(matched(&set, &rules, r#"{"n":300.0}"#), ["exp", "int"]);
+    assert_eq!(matched(&set, &rules, r#"{"n":-0}"#), ["zero"]);
+    assert_eq!(
+        matched(
+            &set,
+            &rules,
+            r#"{"n":49658361752382621885697088319781165717078428243510427650}"#
+        ),
+        ["big"]
+    );
+    assert!(matched(&set, &rules, r#"{"n":"300"}"#).is_empty());
+}
+
+#[test]
+fn rule_set_confirms_only_indexed_candidates() {
+    let mut set = RuleSet::new();
+    for i in 0..1000 {
+        let text = match i % 2 {
+            0 => format!(r#"{{"source":["s{i}"],"detail":{{"n":[{i}]}}}}"#),
+            _ => format!(r#"{{"source":[{{"prefix":"p{i}"}}]}}"#),
+        };
+        set.add(i, &Pattern::parse(&text).unwrap());
+    }
+    set.add(
+        1000,
+        &Pattern::parse(r#"{"other":[{"exists":false}]}"#).unwrap(),
+    );
+    set.add(
+        1001,
+        &Pattern::parse(r#"{"n":[{"numeric":[">",5]}]}"#).unwrap(),
+    );
+    let event = Event::parse(r#"{"source":"s10","detail":{"n":10}}"#).unwrap();
+    // One exact rule and the always-confirmed `exists: false` one.
+    assert_eq!(set.candidates(&event).len(), 2);
+    let mut got = set.matches(&event);
+    got.sort_unstable();
+    assert_eq!(got, [10, 1000]);
+    let event = Event::parse(r#"{"source":"p99x","n":6}"#).unwrap();
+    // Prefixes `p9` and `p99`, the numeric rule and the `exists: false` one.
+    assert_eq!(set.candidates(&event).len(), 4);
+    let mut got = set.matches(&event);
+    got.sort_unstable();
+    assert_eq!(got, [9, 99, 1000, 1001]);
 }
