@@ -1,7 +1,10 @@
 //! Events: parsed once, flattened into leaves keyed by dotted path.
 
+use std::borrow::Cow;
+use std::ops::Range;
+
 use crate::Error;
-use crate::json::{self, Value};
+use crate::json;
 
 /// Fields every event given to `TestEventPattern` must carry.
 const ENVELOPE_FIELDS: [&str; 6] = ["id", "account", "source", "time", "region", "detail-type"];
@@ -29,41 +32,71 @@ pub(crate) struct Leaf {
 /// A parsed event. Numbers keep their exact JSON text.
 #[derive(Debug, Clone)]
 pub struct Event {
-    root: Value,
-    /// Leaves grouped by dotted path, paths sorted for lookup.
-    fields: Vec<(String, Vec<Leaf>)>,
+    /// Which of [`ENVELOPE_FIELDS`] appear at the top level, one bit each.
+    envelope: u8,
+    /// The dotted paths' text; `paths` holds ranges into it.
+    names: String,
+    /// Each dotted path (a range of `names`) and its leaves (a range of
+    /// `leaves`), paths sorted for lookup.
+    paths: Vec<(Range<usize>, Range<usize>)>,
+    /// Leaves grouped by path, each path's leaves in document order.
+    leaves: Vec<Leaf>,
 }
 
 impl Event {
     /// Parses an event: any JSON object, nested at most
     /// [`MAX_DEPTH`](crate::MAX_DEPTH) levels deep.
     pub fn parse(text: &str) -> Result<Event, Error> {
-        let root = json::parse(text).map_err(Error::InvalidEvent)?;
-        let Value::Object(members) = &root else {
+        if text
+            .trim_start_matches([' ', '\t', '\n', '\r'])
+            .as_bytes()
+            .first()
+            != Some(&b'{')
+        {
+            json::parse(text).map_err(Error::InvalidEvent)?;
             return Err(Error::InvalidEvent("the event is not a JSON object".into()));
+        }
+        let mut flattener = Flattener {
+            path: String::with_capacity(64),
+            arrays: Vec::new(),
+            next_array: 0,
+            depth: 0,
+            envelope: 0,
+            names: String::with_capacity(text.len()),
+            flat: Vec::with_capacity(32),
         };
-        let mut flat: Vec<(String, Leaf)> = Vec::new();
-        let mut next_array = 0u32;
-        flatten_object(members, "", &mut Vec::new(), &mut next_array, &mut flat);
-        flat.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut fields: Vec<(String, Vec<Leaf>)> = Vec::new();
-        for (path, leaf) in flat {
-            match fields.last_mut() {
-                Some((p, leaves)) if *p == path => leaves.push(leaf),
-                _ => fields.push((path, vec![leaf])),
+        json::parse_with(text, &mut flattener).map_err(Error::InvalidEvent)?;
+        let Flattener {
+            envelope,
+            names,
+            mut flat,
+            ..
+        } = flattener;
+        let bytes = names.as_bytes();
+        flat.sort_by(|a, b| bytes[a.0.clone()].cmp(&bytes[b.0.clone()]));
+        let mut paths: Vec<(Range<usize>, Range<usize>)> = Vec::new();
+        let mut leaves = Vec::with_capacity(flat.len());
+        for (name, leaf) in flat {
+            let i = leaves.len();
+            leaves.push(leaf);
+            match paths.last_mut() {
+                Some((p, range)) if bytes[p.clone()] == bytes[name.clone()] => range.end = i + 1,
+                _ => paths.push((name, i..i + 1)),
             }
         }
-        Ok(Event { root, fields })
+        Ok(Event {
+            envelope,
+            names,
+            paths,
+            leaves,
+        })
     }
 
     /// Checks the envelope `TestEventPattern` requires: the top-level fields
     /// `id`, `account`, `source`, `time`, `region` and `detail-type`.
     pub fn check_envelope(&self) -> Result<(), Error> {
-        let Value::Object(members) = &self.root else {
-            return Err(Error::InvalidEvent("the event is not a JSON object".into()));
-        };
-        for field in ENVELOPE_FIELDS {
-            if !members.iter().any(|(k, _)| k == field) {
+        for (bit, field) in ENVELOPE_FIELDS.iter().enumerate() {
+            if self.envelope & (1 << bit) == 0 {
                 return Err(Error::InvalidEvent(format!(
                     "the event lacks the field `{field}`"
                 )));
@@ -74,73 +107,120 @@ impl Event {
 
     /// Every field of the event: its dotted path and its (non-empty) leaves,
     /// paths sorted.
-    pub(crate) fn fields(&self) -> &[(String, Vec<Leaf>)] {
-        &self.fields
+    pub(crate) fn fields(&self) -> impl Iterator<Item = (&str, &[Leaf])> {
+        self.paths
+            .iter()
+            .map(|(name, leaves)| (&self.names[name.clone()], &self.leaves[leaves.clone()]))
     }
 
     /// Every leaf at a dotted path; empty when the field is absent.
     pub(crate) fn leaves(&self, path: &str) -> &[Leaf] {
-        match self.fields.binary_search_by(|(p, _)| p.as_str().cmp(path)) {
-            Ok(i) => &self.fields[i].1,
+        match self
+            .paths
+            .binary_search_by(|(name, _)| self.names.as_bytes()[name.clone()].cmp(path.as_bytes()))
+        {
+            Ok(i) => &self.leaves[self.paths[i].1.clone()],
             Err(_) => &[],
         }
     }
 }
 
-fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_string()
-    } else {
-        format!("{prefix}.{key}")
-    }
+/// Flattens an event straight from its text into `(dotted path, leaf)`
+/// pairs, reusing one path buffer.
+struct Flattener {
+    path: String,
+    arrays: Vec<(u32, u32)>,
+    next_array: u32,
+    /// Objects and arrays open around the value being read.
+    depth: u32,
+    envelope: u8,
+    /// Every leaf's path text, one after the other.
+    names: String,
+    /// Every leaf with its path (a range of `names`), in document order.
+    flat: Vec<(Range<usize>, Leaf)>,
 }
 
-fn flatten_object(
-    members: &[(String, Value)],
-    prefix: &str,
-    arrays: &mut Vec<(u32, u32)>,
-    next_array: &mut u32,
-    out: &mut Vec<(String, Leaf)>,
-) {
-    for (key, value) in members {
-        flatten_value(value, &join(prefix, key), arrays, next_array, out);
-    }
-}
-
-fn flatten_value(
-    value: &Value,
-    path: &str,
-    arrays: &mut Vec<(u32, u32)>,
-    next_array: &mut u32,
-    out: &mut Vec<(String, Leaf)>,
-) {
-    let scalar = match value {
-        Value::Object(members) => {
-            flatten_object(members, path, arrays, next_array, out);
-            return;
-        }
-        Value::Array(items) => {
-            let id = *next_array;
-            *next_array += 1;
-            for (index, item) in items.iter().enumerate() {
-                arrays.push((id, index as u32));
-                flatten_value(item, path, arrays, next_array, out);
-                arrays.pop();
+impl Flattener {
+    fn leaf(&mut self, value: Scalar) {
+        // Array elements share their path: store it once.
+        let name = match self.flat.last() {
+            Some((last, _)) if self.names.as_bytes()[last.clone()] == *self.path.as_bytes() => {
+                last.clone()
             }
-            return;
+            _ => {
+                let start = self.names.len();
+                self.names.push_str(&self.path);
+                start..self.names.len()
+            }
+        };
+        self.flat.push((
+            name,
+            Leaf {
+                value,
+                arrays: self.arrays.clone(),
+            },
+        ));
+    }
+}
+
+impl json::Sink for Flattener {
+    type Val = ();
+    /// The path's length outside the object.
+    type Obj = usize;
+    /// The array's id and the index of the element being read.
+    type Arr = (u32, u32);
+
+    fn null(&mut self) {
+        self.leaf(Scalar::Null);
+    }
+    fn bool(&mut self, b: bool) {
+        self.leaf(Scalar::Bool(b));
+    }
+    fn number(&mut self, text: &str) {
+        self.leaf(Scalar::Number(text.to_string(), json::exact_f64(text)));
+    }
+    fn string(&mut self, s: Cow<'_, str>) {
+        self.leaf(Scalar::String(s.into_owned()));
+    }
+    fn object_start(&mut self) -> usize {
+        self.depth += 1;
+        self.path.len()
+    }
+    fn key(&mut self, obj: &mut usize, key: Cow<'_, str>) {
+        if self.depth == 1
+            && let Some(bit) = ENVELOPE_FIELDS.iter().position(|f| *f == key)
+        {
+            self.envelope |= 1 << bit;
         }
-        Value::Null => Scalar::Null,
-        Value::Bool(b) => Scalar::Bool(*b),
-        Value::Number(n) => Scalar::Number(n.clone(), json::exact_f64(n)),
-        Value::String(s) => Scalar::String(s.clone()),
-    };
-    out.push((
-        path.to_string(),
-        Leaf {
-            value: scalar,
-            arrays: arrays.clone(),
-        },
-    ));
+        self.path.truncate(*obj);
+        if *obj != 0 {
+            self.path.push('.');
+        }
+        self.path.push_str(&key);
+    }
+    fn member(&mut self, obj: &mut usize, (): ()) {
+        self.path.truncate(*obj);
+    }
+    fn object_end(&mut self, obj: usize) {
+        self.path.truncate(obj);
+        self.depth -= 1;
+    }
+    fn array_start(&mut self) -> (u32, u32) {
+        self.depth += 1;
+        let id = self.next_array;
+        self.next_array += 1;
+        (id, 0)
+    }
+    fn item_start(&mut self, arr: &mut (u32, u32)) {
+        self.arrays.push(*arr);
+    }
+    fn item(&mut self, arr: &mut (u32, u32), (): ()) {
+        self.arrays.pop();
+        arr.1 += 1;
+    }
+    fn array_end(&mut self, _: (u32, u32)) {
+        self.depth -= 1;
+    }
 }
 
 /// Whether two leaves can be part of the same match.

@@ -3,6 +3,8 @@
 //! Event patterns compare numbers by their JSON text (`300` and `300.0` are
 //! different exact values), so a normalising parser cannot be used.
 
+use std::borrow::Cow;
+
 /// Events and patterns nested deeper than this many levels are rejected.
 pub const MAX_DEPTH: usize = 1000;
 
@@ -35,10 +37,86 @@ impl Value {
 
 /// Parses one JSON document (surrounding whitespace allowed).
 pub fn parse(text: &str) -> Result<Value, String> {
+    parse_with(text, &mut Tree)
+}
+
+/// What the parser builds from the values it reads: a [`Value`] tree, or
+/// anything else (events are flattened straight from the text).
+pub(crate) trait Sink {
+    /// What one parsed value becomes.
+    type Val;
+    /// State of an object being read.
+    type Obj;
+    /// State of an array being read.
+    type Arr;
+    fn null(&mut self) -> Self::Val;
+    fn bool(&mut self, b: bool) -> Self::Val;
+    fn number(&mut self, text: &str) -> Self::Val;
+    fn string(&mut self, s: Cow<'_, str>) -> Self::Val;
+    fn object_start(&mut self) -> Self::Obj;
+    /// A member's key, before its value is parsed.
+    fn key(&mut self, obj: &mut Self::Obj, key: Cow<'_, str>);
+    /// A member's value, after its key.
+    fn member(&mut self, obj: &mut Self::Obj, v: Self::Val);
+    fn object_end(&mut self, obj: Self::Obj) -> Self::Val;
+    fn array_start(&mut self) -> Self::Arr;
+    /// Called before each element is parsed.
+    fn item_start(&mut self, arr: &mut Self::Arr);
+    fn item(&mut self, arr: &mut Self::Arr, v: Self::Val);
+    fn array_end(&mut self, arr: Self::Arr) -> Self::Val;
+}
+
+/// Builds a [`Value`] tree.
+struct Tree;
+
+impl Sink for Tree {
+    type Val = Value;
+    type Obj = (Vec<(String, Value)>, String);
+    type Arr = Vec<Value>;
+    fn null(&mut self) -> Value {
+        Value::Null
+    }
+    fn bool(&mut self, b: bool) -> Value {
+        Value::Bool(b)
+    }
+    fn number(&mut self, text: &str) -> Value {
+        Value::Number(text.to_string())
+    }
+    fn string(&mut self, s: Cow<'_, str>) -> Value {
+        Value::String(s.into_owned())
+    }
+    fn object_start(&mut self) -> Self::Obj {
+        (Vec::new(), String::new())
+    }
+    fn key(&mut self, obj: &mut Self::Obj, key: Cow<'_, str>) {
+        obj.1 = key.into_owned();
+    }
+    fn member(&mut self, obj: &mut Self::Obj, v: Value) {
+        obj.0.push((std::mem::take(&mut obj.1), v));
+    }
+    fn object_end(&mut self, obj: Self::Obj) -> Value {
+        Value::Object(obj.0)
+    }
+    fn array_start(&mut self) -> Vec<Value> {
+        Vec::new()
+    }
+    fn item_start(&mut self, _: &mut Vec<Value>) {}
+    fn item(&mut self, arr: &mut Vec<Value>, v: Value) {
+        arr.push(v);
+    }
+    fn array_end(&mut self, arr: Vec<Value>) -> Value {
+        Value::Array(arr)
+    }
+}
+
+/// Parses one JSON document (surrounding whitespace allowed), handing what
+/// it reads to `sink`.
+pub(crate) fn parse_with<S: Sink>(text: &str, sink: &mut S) -> Result<S::Val, String> {
     let mut p = Parser {
         s: text.as_bytes(),
         text,
         i: 0,
+        sink,
     };
     p.ws();
     let v = p.value(0)?;
@@ -62,13 +140,14 @@ fn unexpected(found: char, expecting: &str) -> String {
     format!("Unexpected character ('{found}'): was expecting {expecting}")
 }
 
-struct Parser<'a> {
+struct Parser<'a, 'k, S> {
     s: &'a [u8],
     text: &'a str,
     i: usize,
+    sink: &'k mut S,
 }
 
-impl Parser<'_> {
+impl<'a, S: Sink> Parser<'a, '_, S> {
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.i) {
             self.i += 1;
@@ -83,7 +162,7 @@ impl Parser<'_> {
         "Unexpected end-of-input".into()
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, String> {
+    fn value(&mut self, depth: usize) -> Result<S::Val, String> {
         match self.s.get(self.i) {
             None => Err(Self::eof()),
             Some(b'{') => {
@@ -98,24 +177,26 @@ impl Parser<'_> {
                 }
                 self.array(depth + 1)
             }
-            Some(b'"') => self.string().map(Value::String),
+            Some(b'"') => {
+                let v = self.string()?;
+                Ok(self.sink.string(v))
+            }
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(_) => self.literal(),
         }
     }
 
     #[inline(never)]
-    fn literal(&mut self) -> Result<Value, String> {
-        for (word, v) in [
-            ("null", Value::Null),
-            ("true", Value::Bool(true)),
-            ("false", Value::Bool(false)),
-        ] {
+    fn literal(&mut self) -> Result<S::Val, String> {
+        for (word, v) in [("null", None), ("true", Some(true)), ("false", Some(false))] {
             if self.s[self.i..].starts_with(word.as_bytes()) {
                 let end = self.i + word.len();
                 if !matches!(self.s.get(end), Some(c) if c.is_ascii_alphanumeric()) {
                     self.i = end;
-                    return Ok(v);
+                    return Ok(match v {
+                        None => self.sink.null(),
+                        Some(b) => self.sink.bool(b),
+                    });
                 }
             }
         }
@@ -130,13 +211,13 @@ impl Parser<'_> {
         ))
     }
 
-    fn object(&mut self, depth: usize) -> Result<Value, String> {
+    fn object(&mut self, depth: usize) -> Result<S::Val, String> {
         self.i += 1;
-        let mut members = Vec::new();
+        let mut obj = self.sink.object_start();
         self.ws();
         if self.s.get(self.i) == Some(&b'}') {
             self.i += 1;
-            return Ok(Value::Object(members));
+            return Ok(self.sink.object_end(obj));
         }
         loop {
             self.ws();
@@ -151,6 +232,7 @@ impl Parser<'_> {
                 }
             }
             let key = self.string()?;
+            self.sink.key(&mut obj, key);
             self.ws();
             match self.s.get(self.i) {
                 Some(b':') => self.i += 1,
@@ -164,13 +246,13 @@ impl Parser<'_> {
             }
             self.ws();
             let v = self.value(depth)?;
-            members.push((key, v));
+            self.sink.member(&mut obj, v);
             self.ws();
             match self.s.get(self.i) {
                 Some(b',') => self.i += 1,
                 Some(b'}') => {
                     self.i += 1;
-                    return Ok(Value::Object(members));
+                    return Ok(self.sink.object_end(obj));
                 }
                 None => return Err(Self::eof()),
                 Some(_) => {
@@ -183,23 +265,25 @@ impl Parser<'_> {
         }
     }
 
-    fn array(&mut self, depth: usize) -> Result<Value, String> {
+    fn array(&mut self, depth: usize) -> Result<S::Val, String> {
         self.i += 1;
-        let mut items = Vec::new();
+        let mut arr = self.sink.array_start();
         self.ws();
         if self.s.get(self.i) == Some(&b']') {
             self.i += 1;
-            return Ok(Value::Array(items));
+            return Ok(self.sink.array_end(arr));
         }
         loop {
             self.ws();
-            items.push(self.value(depth)?);
+            self.sink.item_start(&mut arr);
+            let v = self.value(depth)?;
+            self.sink.item(&mut arr, v);
             self.ws();
             match self.s.get(self.i) {
                 Some(b',') => self.i += 1,
                 Some(b']') => {
                     self.i += 1;
-                    return Ok(Value::Array(items));
+                    return Ok(self.sink.array_end(arr));
                 }
                 None => return Err(Self::eof()),
                 Some(_) => {
@@ -225,8 +309,20 @@ impl Parser<'_> {
         Ok(v)
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    fn string(&mut self) -> Result<Cow<'a, str>, String> {
         self.i += 1; // opening quote
+        let start = self.i;
+        while let Some(&c) = self.s.get(self.i) {
+            if c == b'"' || c == b'\\' || c < 0x20 {
+                break;
+            }
+            self.i += 1;
+        }
+        if self.s.get(self.i) == Some(&b'"') {
+            self.i += 1;
+            return Ok(Cow::Borrowed(&self.text[start..self.i - 1]));
+        }
+        self.i = start;
         let mut out = String::new();
         loop {
             let start = self.i;
@@ -241,7 +337,7 @@ impl Parser<'_> {
                 None => return Err("Unexpected end-of-input in a String value".into()),
                 Some(b'"') => {
                     self.i += 1;
-                    return Ok(out);
+                    return Ok(Cow::Owned(out));
                 }
                 Some(b'\\') => {
                     self.i += 1;
@@ -293,7 +389,7 @@ impl Parser<'_> {
         }
     }
 
-    fn number(&mut self) -> Result<Value, String> {
+    fn number(&mut self) -> Result<S::Val, String> {
         let start = self.i;
         let digits = |p: &mut Self| {
             let s = p.i;
@@ -330,7 +426,7 @@ impl Parser<'_> {
                 );
             }
         }
-        Ok(Value::Number(self.text[start..self.i].to_string()))
+        Ok(self.sink.number(&self.text[start..self.i]))
     }
 }
 
@@ -338,6 +434,17 @@ impl Parser<'_> {
 /// event-ruler's `ComparableNumber` requires; `None` otherwise.
 pub fn exact_f64(text: &str) -> Option<f64> {
     let v: f64 = text.parse().ok()?;
+    // Fast path: without an exponent and with at most 15 digits in all, the
+    // number lies within (1e-15, 1e15) or is zero, and every decimal of at
+    // most 15 significant digits there survives the round trip through a
+    // double, so the check below would succeed.
+    let body = text.strip_prefix('-').unwrap_or(text).as_bytes();
+    if body.len() <= 16
+        && body.iter().all(|&b| b.is_ascii_digit() || b == b'.')
+        && body.iter().filter(|&&b| b.is_ascii_digit()).count() <= 15
+    {
+        return Some(v);
+    }
     if !v.is_finite() {
         return None;
     }

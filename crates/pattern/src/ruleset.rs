@@ -383,7 +383,7 @@ impl<Id: Clone + Eq + Hash> RuleSet<Id> {
         let mut counts: HashMap<u32, u32> = HashMap::new();
         let mut hits: Vec<CondRef> = Vec::new();
         for (path, leaves) in event.fields() {
-            let Some(index) = self.paths.get(path.as_str()) else {
+            let Some(index) = self.paths.get(path) else {
                 continue;
             };
             hits.clear();
