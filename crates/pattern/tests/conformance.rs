@@ -1,14 +1,9 @@
 //! Runs the event-pattern cases recorded against real AWS
 //! (`shared/conformance/event-patterns/*.json`, see its README).
 
-use std::path::Path;
+mod cases;
 
 use muon_pattern::{Error, test_event_pattern};
-
-const CASES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/conformance/event-patterns"
-);
 
 /// Cases known to fail, each with why. The runner fails if one passes, so the
 /// list only shrinks.
@@ -46,18 +41,9 @@ fn run_case(case: &serde_json::Value) -> Result<(), String> {
 
 #[test]
 fn event_pattern_conformance() {
-    let dir = Path::new(CASES);
-    if !dir.is_dir() {
-        println!("note: {CASES} does not exist; skipping the conformance cases");
+    let Some(files) = cases::files() else {
         return;
-    }
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("read the conformance folder")
-        .map(|e| e.expect("read a folder entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no cases in {CASES}");
+    };
 
     let mut failures = Vec::new();
     let mut passed = 0;
