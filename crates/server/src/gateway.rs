@@ -8,6 +8,7 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use muon_manifest::Route;
 use muon_types::FunctionName;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -21,7 +22,7 @@ const DRAIN: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 pub struct Routes {
     exact: HashMap<String, FunctionName>,
-    prefixes: Vec<(String, FunctionName)>,
+    prefixes: Vec<(Route, FunctionName)>,
     listing: Vec<(String, FunctionName)>,
 }
 
@@ -31,14 +32,17 @@ impl Routes {
         let mut table = Routes::default();
         for (route, function) in routes {
             table.listing.push((route.clone(), function.clone()));
-            match route.strip_suffix("/...") {
-                Some(base) => table.prefixes.push((base.to_string(), function)),
-                None => {
-                    table.exact.insert(route, function);
+            match Route::parse(&route).expect("routes were validated with the manifest") {
+                prefix @ Route::Prefix(_) => table.prefixes.push((prefix, function)),
+                Route::Exact(path) => {
+                    table.exact.insert(path, function);
                 }
             }
         }
-        table.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        // Longer prefixes first, so the most specific route wins.
+        table
+            .prefixes
+            .sort_by_key(|(r, _)| std::cmp::Reverse(r.to_string().len()));
         table.listing.sort();
         table
     }
@@ -47,11 +51,9 @@ impl Routes {
         if let Some(f) = self.exact.get(path) {
             return Some(f);
         }
-        self.prefixes.iter().find_map(|(base, f)| {
-            let below = path.starts_with(base.as_str())
-                && (path.len() == base.len() || path.as_bytes()[base.len()] == b'/');
-            below.then_some(f)
-        })
+        self.prefixes
+            .iter()
+            .find_map(|(route, f)| route.matches(path).then_some(f))
     }
 
     /// Every route and its function, sorted by route.
