@@ -18,6 +18,16 @@ pub enum Error {
     FunctionName(String),
     #[error("invocation id {0:?} is invalid: expected `inv_` followed by 32 hex digits")]
     InvocationId(String),
+    #[error("event id {0:?} is invalid: expected a UUID")]
+    EventId(String),
+    #[error("delivery id {0:?} is invalid: expected `dlv_` followed by 32 hex digits")]
+    DeliveryId(String),
+    #[error(
+        "event bus name {0:?} is invalid: use 1-256 characters from a-z, A-Z, 0-9, '.', '-', '_' and '/'"
+    )]
+    BusName(String),
+    #[error("rule name {0:?} is invalid: use 1-64 characters from a-z, A-Z, 0-9, '.', '-' and '_'")]
+    RuleName(String),
     #[error(
         "duration {0:?} is invalid: write a number with a unit, e.g. \"500ms\", \"30s\", \"5m\""
     )]
@@ -113,6 +123,151 @@ impl<'de> Deserialize<'de> for InvocationId {
         s.parse().map_err(serde::de::Error::custom)
     }
 }
+
+/// Defines a validated name newtype: `$name::new` checks `$valid` and reports `$err`.
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $err:ident, $valid:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(name: impl Into<String>) -> Result<Self> {
+                let name = name.into();
+                let valid: fn(&str) -> bool = $valid;
+                if valid(&name) { Ok(Self(name)) } else { Err(Error::$err(name)) }
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                Self::new(s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::new(s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// An event bus's name, as EventBridge allows it: `[/.\-_A-Za-z0-9]{1,256}`.
+    BusName,
+    BusName,
+    |n| (1..=256).contains(&n.len())
+        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b))
+);
+
+impl BusName {
+    /// The bus that always exists.
+    pub fn default_bus() -> Self {
+        Self("default".into())
+    }
+}
+
+name_type!(
+    /// A rule's name, as EventBridge allows it: `[.\-_A-Za-z0-9]{1,64}`.
+    RuleName,
+    RuleName,
+    |n| (1..=64).contains(&n.len())
+        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+);
+
+/// An event's ID: a UUID in its hyphenated text form, as EventBridge gives events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId(u128);
+
+impl EventId {
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4().as_u128())
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        uuid::Uuid::from_u128(self.0).hyphenated().fmt(f)
+    }
+}
+
+impl FromStr for EventId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        uuid::Uuid::try_parse(s)
+            .map(|u| Self(u.as_u128()))
+            .map_err(|_| Error::EventId(s.to_string()))
+    }
+}
+
+/// The ID of one delivery of an event to one target: `dlv_` and 32 lowercase hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeliveryId(u128);
+
+impl DeliveryId {
+    const PREFIX: &'static str = "dlv_";
+
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4().as_u128())
+    }
+
+    /// A W3C trace-context span ID (16 hex digits) for this delivery.
+    pub fn span_id(&self) -> String {
+        format!("{:016x}", self.0 as u64)
+    }
+}
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{:032x}", Self::PREFIX, self.0)
+    }
+}
+
+impl FromStr for DeliveryId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::DeliveryId(s.to_string());
+        let hex = s.strip_prefix(Self::PREFIX).ok_or_else(bad)?;
+        if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        u128::from_str_radix(hex, 16).map(Self).map_err(|_| bad())
+    }
+}
+
+/// Serialize and deserialize through the text form.
+macro_rules! text_serde {
+    ($($t:ty),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+text_serde!(EventId, DeliveryId);
 
 /// Parse a duration as users write it: `250ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration> {
@@ -224,6 +379,21 @@ mod tests {
                 .parse::<InvocationId>()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn bus_ids_and_names_validate() {
+        let id = EventId::random();
+        assert_eq!(id.to_string().parse::<EventId>().unwrap(), id);
+        assert_eq!(id.to_string().len(), 36);
+        assert!("not-a-uuid".parse::<EventId>().is_err());
+        let d = DeliveryId::random();
+        assert_eq!(d.to_string().parse::<DeliveryId>().unwrap(), d);
+        assert_eq!(d.span_id().len(), 16);
+        assert!(BusName::new("orders/eu-1.prod").is_ok());
+        assert!(BusName::new("").is_err() && BusName::new("a b").is_err());
+        assert!(RuleName::new("order.placed-1").is_ok());
+        assert!(RuleName::new("a/b").is_err() && RuleName::new("x".repeat(65)).is_err());
     }
 
     #[test]
