@@ -1,0 +1,179 @@
+//! The trait tests every backend runs: random sequences of transactions, committed to the
+//! backend and to [`Memory`], must read back the same.
+
+use muon_types::{BusName, DeliveryId, EventId, RuleName};
+
+use crate::{
+    Delivery, DeliveryStatus, EventQuery, EventRecord, Memory, Op, RuleRecord, Store, Transaction,
+};
+
+/// A small deterministic generator (xorshift), so failures reproduce from the seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Commit `rounds` random transactions to `store` and to the model, checking after each that
+/// every query answers the same. Panics with the seed and round on a difference.
+pub async fn agrees_with_model(store: &dyn Store, seed: u64, rounds: usize) {
+    let model = Memory::new();
+    let mut rng = Rng(seed | 1);
+    let buses = [BusName::default_bus(), BusName::new("orders").unwrap()];
+    let rules = [
+        RuleName::new("a").unwrap(),
+        RuleName::new("b").unwrap(),
+        RuleName::new("c").unwrap(),
+    ];
+    let mut events: Vec<EventId> = Vec::new();
+    let mut deliveries: Vec<Delivery> = Vec::new();
+    let mut spans: Vec<String> = vec!["00000000000000aa".into()];
+    for round in 0..rounds {
+        let mut tx = Transaction::new();
+        for _ in 0..=rng.below(4) {
+            match rng.below(6) {
+                0 | 1 => {
+                    let id = EventId::random();
+                    events.push(id);
+                    let parent_span = match rng.below(3) {
+                        0 => Some(spans[rng.below(spans.len() as u64) as usize].clone()),
+                        _ => None,
+                    };
+                    tx.push(Op::AppendEvent(EventRecord {
+                        id,
+                        bus: buses[rng.below(2) as usize].clone(),
+                        ingested_ms: 1_000 + round as i64 * 10 + rng.below(10) as i64,
+                        json: format!("{{\"id\":\"{id}\",\"n\":{}}}", rng.next()),
+                        trace_id: format!("{:032x}", rng.next()),
+                        parent_span,
+                        replay: (rng.below(4) == 0).then(|| "r1".to_string()),
+                    }));
+                }
+                2 if !events.is_empty() => {
+                    let d = Delivery {
+                        id: DeliveryId::random(),
+                        event: events[rng.below(events.len() as u64) as usize],
+                        bus: buses[rng.below(2) as usize].clone(),
+                        rule: rules[rng.below(3) as usize].clone(),
+                        target: format!("t{}", rng.below(5)),
+                        status: DeliveryStatus::Pending,
+                        attempts: 0,
+                        created_ms: round as i64,
+                        due_ms: round as i64,
+                        error: None,
+                        exhausted: None,
+                    };
+                    spans.push(d.id.span_id());
+                    deliveries.push(d.clone());
+                    tx.push(Op::PutDelivery(d));
+                }
+                3 if !deliveries.is_empty() => {
+                    let i = rng.below(deliveries.len() as u64) as usize;
+                    let d = &mut deliveries[i];
+                    d.attempts += 1;
+                    d.due_ms += rng.below(1000) as i64;
+                    match rng.below(3) {
+                        0 => d.status = DeliveryStatus::Delivered,
+                        1 => {
+                            d.status = DeliveryStatus::DeadLettered;
+                            d.error = Some(("Timeout".into(), "took \"too\" long".into()));
+                            d.exhausted = Some("MaximumRetryAttempts".into());
+                        }
+                        _ => {
+                            d.status = DeliveryStatus::Pending;
+                            d.error = Some(("HttpError".into(), "503".into()));
+                        }
+                    }
+                    tx.push(Op::PutDelivery(d.clone()));
+                }
+                4 => {
+                    tx.push(Op::PutRule(RuleRecord {
+                        bus: buses[rng.below(2) as usize].clone(),
+                        name: rules[rng.below(3) as usize].clone(),
+                        json: format!("{{\"v\":{}}}", rng.next()),
+                    }));
+                }
+                _ => {
+                    tx.push(Op::DeleteRule {
+                        bus: buses[rng.below(2) as usize].clone(),
+                        name: rules[rng.below(3) as usize].clone(),
+                    });
+                }
+            }
+        }
+        let (a, b) = (store.commit(tx.clone()).await, model.commit(tx).await);
+        assert!(a.is_ok() && b.is_ok(), "seed {seed} round {round}: {a:?}");
+        let context = |what: &str| format!("seed {seed} round {round}: {what} differ");
+        for status in [
+            DeliveryStatus::Pending,
+            DeliveryStatus::Delivered,
+            DeliveryStatus::DeadLettered,
+        ] {
+            assert_eq!(
+                store.deliveries(status, 1000).await.unwrap(),
+                model.deliveries(status, 1000).await.unwrap(),
+                "{}",
+                context(status.as_str())
+            );
+        }
+        let mut rules_a = store.rules().await.unwrap();
+        let mut rules_b = model.rules().await.unwrap();
+        rules_a.sort_by(|x, y| (&x.bus, &x.name).cmp(&(&y.bus, &y.name)));
+        rules_b.sort_by(|x, y| (&x.bus, &x.name).cmp(&(&y.bus, &y.name)));
+        assert_eq!(rules_a, rules_b, "{}", context("rules"));
+        let query = EventQuery {
+            bus: (rng.below(2) == 0).then(|| buses[rng.below(2) as usize].clone()),
+            from_ms: (rng.below(2) == 0).then(|| 1_000 + rng.below(round as u64 * 10 + 1) as i64),
+            to_ms: (rng.below(2) == 0).then(|| 1_000 + rng.below(round as u64 * 10 + 20) as i64),
+            parent_span: (rng.below(3) == 0)
+                .then(|| spans[rng.below(spans.len() as u64) as usize].clone()),
+            limit: 1 + rng.below(50) as usize,
+        };
+        assert_eq!(
+            store.events(query.clone()).await.unwrap(),
+            model.events(query).await.unwrap(),
+            "{}",
+            context("events")
+        );
+        if let Some(&id) = events.last() {
+            assert_eq!(
+                store.event(id).await.unwrap(),
+                model.event(id).await.unwrap(),
+                "{}",
+                context("event")
+            );
+            assert_eq!(
+                store.deliveries_of(id).await.unwrap(),
+                model.deliveries_of(id).await.unwrap(),
+                "{}",
+                context("deliveries of an event")
+            );
+        }
+        if let Some(d) = deliveries.first() {
+            assert_eq!(
+                store.delivery(d.id).await.unwrap(),
+                model.delivery(d.id).await.unwrap(),
+                "{}",
+                context("delivery")
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn the_model_agrees_with_itself() {
+        let store = crate::Memory::new();
+        super::agrees_with_model(&store, 7, 200).await;
+    }
+}
