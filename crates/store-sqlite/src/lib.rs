@@ -1,0 +1,396 @@
+//! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`.
+//!
+//! Design decision: one writer thread owns the write connection. Callers send it
+//! [`Transaction`]s; it takes every transaction waiting in its queue, applies each inside its own
+//! savepoint (so one bad transaction fails alone), commits them all with one fsync (group
+//! commit), and only then answers each caller. Under load many callers share one disk sync,
+//! which is what makes durable ingest fast. Reads use a second connection on the blocking pool;
+//! WAL lets them run while the writer writes.
+//!
+//! It must never answer a commit before SQLite's COMMIT returned.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use futures::channel::oneshot;
+use muon_store::{
+    BoxFuture, Delivery, DeliveryStatus, Error, EventQuery, EventRecord, Op, Result, RuleRecord,
+    Store, Transaction,
+};
+use muon_types::{BusName, DeliveryId, EventId, RuleName};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+/// The most transactions one group commit takes.
+const MAX_GROUP: usize = 1024;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    bus TEXT NOT NULL,
+    ingested_ms INTEGER NOT NULL,
+    json TEXT NOT NULL,
+    trace_id TEXT NOT NULL,
+    parent_span TEXT,
+    replay TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_bus_time ON events (bus, ingested_ms);
+CREATE INDEX IF NOT EXISTS events_by_parent ON events (parent_span) WHERE parent_span IS NOT NULL;
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    event TEXT NOT NULL,
+    bus TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    target TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    due_ms INTEGER NOT NULL,
+    error_code TEXT,
+    error_message TEXT,
+    exhausted TEXT
+);
+CREATE INDEX IF NOT EXISTS deliveries_by_status ON deliveries (status, seq);
+CREATE INDEX IF NOT EXISTS deliveries_by_event ON deliveries (event);
+CREATE TABLE IF NOT EXISTS rules (
+    bus TEXT NOT NULL,
+    name TEXT NOT NULL,
+    json TEXT NOT NULL,
+    PRIMARY KEY (bus, name)
+);
+";
+
+struct Job {
+    tx: Transaction,
+    done: oneshot::Sender<Result<()>>,
+}
+
+/// An open SQLite store. Dropping it stops the writer once its queue is drained.
+pub struct Sqlite {
+    path: PathBuf,
+    writer: Mutex<mpsc::Sender<Job>>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+fn backend(e: impl std::fmt::Display) -> Error {
+    Error::Backend(e.to_string())
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)
+        .map_err(|e| Error::Backend(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(backend)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(backend)?;
+    Ok(conn)
+}
+
+impl Sqlite {
+    /// Open (creating if needed) the database at `path`, and start its writer thread.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Backend(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let writer = open_connection(path)?;
+        writer.execute_batch(SCHEMA).map_err(|e| {
+            Error::Backend(format!(
+                "{} is not a muon database or is damaged: {e}",
+                path.display()
+            ))
+        })?;
+        let reader = open_connection(path)?;
+        let (send, receive) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("muon-store-writer".into())
+            .spawn(move || write_loop(writer, receive))
+            .map_err(backend)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer: Mutex::new(send),
+            reader: Arc::new(Mutex::new(reader)),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> BoxFuture<'_, Result<T>> {
+        let reader = self.reader.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let conn = reader.lock().map_err(|_| Error::Closed)?;
+                f(&conn).map_err(backend)
+            })
+            .await
+            .map_err(backend)?
+        })
+    }
+}
+
+fn write_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = commit_group(&mut conn, &group);
+        for (job, result) in group.into_iter().zip(results) {
+            let _ = job.done.send(result);
+        }
+    }
+}
+
+/// Apply every job in its own savepoint and commit them together.
+fn commit_group(conn: &mut Connection, group: &[Job]) -> Vec<Result<()>> {
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return group.iter().map(|_| Err(backend(&e))).collect(),
+    };
+    let mut results = Vec::with_capacity(group.len());
+    for job in group {
+        let result = (|| {
+            tx.execute_batch("SAVEPOINT job")?;
+            match job.tx.ops.iter().try_for_each(|op| apply(&tx, op)) {
+                Ok(()) => tx.execute_batch("RELEASE job"),
+                Err(e) => {
+                    tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                    Err(e)
+                }
+            }
+        })();
+        results.push(result.map_err(backend));
+    }
+    if let Err(e) = tx.commit() {
+        tracing::error!("store commit failed: {e}");
+        return group.iter().map(|_| Err(backend(&e))).collect();
+    }
+    results
+}
+
+fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
+    match op {
+        Op::AppendEvent(e) => {
+            conn.prepare_cached(
+                "INSERT INTO events (id, bus, ingested_ms, json, trace_id, parent_span, replay)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                e.id.to_string(),
+                e.bus.as_str(),
+                e.ingested_ms,
+                e.json,
+                e.trace_id,
+                e.parent_span,
+                e.replay
+            ])?;
+        }
+        Op::PutDelivery(d) => {
+            let (code, message) = match &d.error {
+                Some((c, m)) => (Some(c.as_str()), Some(m.as_str())),
+                None => (None, None),
+            };
+            conn.prepare_cached(
+                "INSERT INTO deliveries (id, event, bus, rule, target, status, attempts,
+                     created_ms, due_ms, error_code, error_message, exhausted)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT (id) DO UPDATE SET event = ?2, bus = ?3, rule = ?4, target = ?5,
+                     status = ?6, attempts = ?7, created_ms = ?8, due_ms = ?9,
+                     error_code = ?10, error_message = ?11, exhausted = ?12",
+            )?
+            .execute(params![
+                d.id.to_string(),
+                d.event.to_string(),
+                d.bus.as_str(),
+                d.rule.as_str(),
+                d.target,
+                d.status.as_str(),
+                d.attempts,
+                d.created_ms,
+                d.due_ms,
+                code,
+                message,
+                d.exhausted
+            ])?;
+        }
+        Op::PutRule(r) => {
+            conn.prepare_cached(
+                "INSERT INTO rules (bus, name, json) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (bus, name) DO UPDATE SET json = ?3",
+            )?
+            .execute(params![r.bus.as_str(), r.name.as_str(), r.json])?;
+        }
+        Op::DeleteRule { bus, name } => {
+            conn.prepare_cached("DELETE FROM rules WHERE bus = ?1 AND name = ?2")?
+                .execute(params![bus.as_str(), name.as_str()])?;
+        }
+    }
+    Ok(())
+}
+
+/// A column that must parse as `T`; a value that does not is reported as corruption.
+fn column<T: std::str::FromStr>(row: &Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(i)?;
+    text.parse().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unexpected value {text:?}").into(),
+        )
+    })
+}
+
+const EVENT_COLUMNS: &str = "id, bus, ingested_ms, json, trace_id, parent_span, replay";
+
+fn event_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
+    Ok(EventRecord {
+        id: column::<EventId>(row, 0)?,
+        bus: column::<BusName>(row, 1)?,
+        ingested_ms: row.get(2)?,
+        json: row.get(3)?,
+        trace_id: row.get(4)?,
+        parent_span: row.get(5)?,
+        replay: row.get(6)?,
+    })
+}
+
+const DELIVERY_COLUMNS: &str = "id, event, bus, rule, target, status, attempts, created_ms, due_ms, error_code, error_message, exhausted";
+
+fn delivery_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
+    let status: String = row.get(5)?;
+    let code: Option<String> = row.get(9)?;
+    let message: Option<String> = row.get(10)?;
+    Ok(Delivery {
+        id: column::<DeliveryId>(row, 0)?,
+        event: column::<EventId>(row, 1)?,
+        bus: column::<BusName>(row, 2)?,
+        rule: column::<RuleName>(row, 3)?,
+        target: row.get(4)?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                5,
+                rusqlite::types::Type::Text,
+                format!("unknown status {status:?}").into(),
+            )
+        })?,
+        attempts: row.get(6)?,
+        created_ms: row.get(7)?,
+        due_ms: row.get(8)?,
+        error: code.map(|c| (c, message.unwrap_or_default())),
+        exhausted: row.get(11)?,
+    })
+}
+
+impl Store for Sqlite {
+    fn commit(&self, tx: Transaction) -> BoxFuture<'_, Result<()>> {
+        let (done, answer) = oneshot::channel();
+        let sent = self
+            .writer
+            .lock()
+            .map_err(|_| Error::Closed)
+            .and_then(|w| w.send(Job { tx, done }).map_err(|_| Error::Closed));
+        Box::pin(async move {
+            sent?;
+            answer.await.map_err(|_| Error::Closed)?
+        })
+    }
+
+    fn event(&self, id: EventId) -> BoxFuture<'_, Result<Option<EventRecord>>> {
+        self.read(move |conn| {
+            conn.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"))?
+                .query_row([id.to_string()], event_row)
+                .optional()
+        })
+    }
+
+    fn events(&self, q: EventQuery) -> BoxFuture<'_, Result<Vec<EventRecord>>> {
+        self.read(move |conn| {
+            let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1");
+            let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+            if let Some(bus) = &q.bus {
+                args.push(Box::new(bus.as_str().to_string()));
+                sql += &format!(" AND bus = ?{}", args.len());
+            }
+            if let Some(t) = q.from_ms {
+                args.push(Box::new(t));
+                sql += &format!(" AND ingested_ms >= ?{}", args.len());
+            }
+            if let Some(t) = q.to_ms {
+                args.push(Box::new(t));
+                sql += &format!(" AND ingested_ms < ?{}", args.len());
+            }
+            if let Some(span) = &q.parent_span {
+                args.push(Box::new(span.clone()));
+                sql += &format!(" AND parent_span = ?{}", args.len());
+            }
+            args.push(Box::new(q.limit as i64));
+            sql += &format!(" ORDER BY seq LIMIT ?{}", args.len());
+            let mut statement = conn.prepare_cached(&sql)?;
+            let rows = statement.query_map(
+                rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())),
+                event_row,
+            )?;
+            rows.collect()
+        })
+    }
+
+    fn delivery(&self, id: DeliveryId) -> BoxFuture<'_, Result<Option<Delivery>>> {
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = ?1"
+            ))?
+            .query_row([id.to_string()], delivery_row)
+            .optional()
+        })
+    }
+
+    fn deliveries(
+        &self,
+        status: DeliveryStatus,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Delivery>>> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE status = ?1 ORDER BY seq LIMIT ?2"
+            ))?;
+            let rows = statement.query_map(params![status.as_str(), limit as i64], delivery_row)?;
+            rows.collect()
+        })
+    }
+
+    fn deliveries_of(&self, event: EventId) -> BoxFuture<'_, Result<Vec<Delivery>>> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE event = ?1 ORDER BY seq"
+            ))?;
+            let rows = statement.query_map([event.to_string()], delivery_row)?;
+            rows.collect()
+        })
+    }
+
+    fn rules(&self) -> BoxFuture<'_, Result<Vec<RuleRecord>>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached("SELECT bus, name, json FROM rules")?;
+            let rows = statement.query_map([], |row| {
+                Ok(RuleRecord {
+                    bus: column::<BusName>(row, 0)?,
+                    name: column::<RuleName>(row, 1)?,
+                    json: row.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}

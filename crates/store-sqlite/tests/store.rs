@@ -1,0 +1,108 @@
+//! The SQLite store against the in-memory model, and across a reopen.
+
+use muon_store::{DeliveryStatus, EventQuery, EventRecord, Op, Store, Transaction};
+use muon_store_sqlite::Sqlite;
+use muon_types::{BusName, EventId};
+
+#[tokio::test]
+async fn agrees_with_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    for seed in [1, 2, 3] {
+        let store = Sqlite::open(&dir.path().join(format!("{seed}.db"))).unwrap();
+        muon_store::testing::agrees_with_model(&store, seed, 150).await;
+    }
+}
+
+fn event(n: i64) -> EventRecord {
+    let id = EventId::random();
+    EventRecord {
+        id,
+        bus: BusName::default_bus(),
+        ingested_ms: n,
+        json: format!("{{\"n\":{n}}}"),
+        trace_id: "0".repeat(32),
+        parent_span: None,
+        replay: None,
+    }
+}
+
+#[tokio::test]
+async fn committed_data_survives_a_reopen_and_concurrent_commits_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/muon.db");
+    {
+        let store = std::sync::Arc::new(Sqlite::open(&path).unwrap());
+        let mut tasks = Vec::new();
+        for n in 0..200 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tx = Transaction::new();
+                tx.push(Op::AppendEvent(event(n)));
+                store.commit(tx).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+    }
+    let store = Sqlite::open(&path).unwrap();
+    let all = store
+        .events(EventQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 200);
+    assert!(
+        store
+            .deliveries(DeliveryStatus::Pending, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_failing_transaction_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Sqlite::open(&dir.path().join("muon.db")).unwrap();
+    let e = event(1);
+    let mut first = Transaction::new();
+    first.push(Op::AppendEvent(e.clone()));
+    store.commit(first).await.unwrap();
+    // The same event ID again violates uniqueness: this transaction fails, a concurrent one
+    // committed in the same group does not.
+    let mut dup = Transaction::new();
+    dup.push(Op::AppendEvent(event(2)))
+        .push(Op::AppendEvent(e.clone()));
+    let mut ok = Transaction::new();
+    ok.push(Op::AppendEvent(event(3)));
+    let (a, b) = tokio::join!(store.commit(dup), store.commit(ok));
+    assert!(a.is_err(), "duplicate event id accepted");
+    b.unwrap();
+    let all = store
+        .events(EventQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ns: Vec<i64> = all.iter().map(|e| e.ingested_ms).collect();
+    assert_eq!(
+        ns,
+        vec![1, 3],
+        "the failed transaction left a partial write"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("muon.db");
+    std::fs::write(&path, b"this is not sqlite, just some text that is long enough to matter......................................................").unwrap();
+    let Err(err) = Sqlite::open(&path) else {
+        panic!("a text file opened as a database")
+    };
+    assert!(err.to_string().contains("muon.db"), "{err}");
+}
