@@ -10,17 +10,19 @@
 pub mod build;
 mod outbound;
 mod route;
+pub mod rule;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use muon_types::{FunctionName, parse_duration};
+use muon_types::{BusName, FunctionName, parse_duration};
 use serde::Deserialize;
 
 pub use outbound::{AllowedHost, OutboundPolicy};
 pub use route::Route;
+pub use rule::{Input, JsonPath, RetryPolicy, Rule, Target, TargetKind};
 
 /// The file name `muon up DIR` looks for.
 pub const FILE_NAME: &str = "muon.toml";
@@ -95,6 +97,9 @@ pub struct App {
     /// The folder relative paths in the manifest are resolved against.
     pub root: PathBuf,
     pub functions: Vec<Function>,
+    /// Every bus of the app: `default` first, then the `[[bus]]` tables.
+    pub buses: Vec<BusName>,
+    pub rules: Vec<Rule>,
 }
 
 impl App {
@@ -165,6 +170,16 @@ struct RawManifest {
     app: Option<String>,
     #[serde(default, rename = "function")]
     functions: Vec<RawFunction>,
+    #[serde(default, rename = "bus")]
+    buses: Vec<RawBus>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<rule::RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBus {
+    name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -418,6 +433,60 @@ pub fn parse(text: &str, file: &Path, root: &Path) -> Result<App> {
             });
         }
     }
+    let mut buses = vec![BusName::default_bus()];
+    for (i, b) in raw.buses.into_iter().enumerate() {
+        match b.name.as_deref().map(BusName::new) {
+            Some(Ok(b)) if buses.contains(&b) => problem(
+                format!("bus[{i}].name"),
+                format!("bus `{b}` is already defined (the `default` bus always exists)"),
+            ),
+            Some(Ok(b)) => buses.push(b),
+            Some(Err(e)) => problem(format!("bus[{i}].name"), e.to_string()),
+            None => problem(format!("bus[{i}].name"), "missing".into()),
+        }
+    }
+    let mut rules: Vec<Rule> = Vec::new();
+    for (i, raw) in raw.rules.into_iter().enumerate() {
+        let Some(rule) = raw.validate(i, &mut problem) else {
+            continue;
+        };
+        let key = |field: &str| format!("rule[{i}].{field}");
+        if !buses.contains(&rule.bus) {
+            problem(
+                key("bus"),
+                format!(
+                    "bus `{}` is not defined: add a `[[bus]]` table with `name = \"{}\"`",
+                    rule.bus, rule.bus
+                ),
+            );
+        }
+        if rules
+            .iter()
+            .any(|r| r.bus == rule.bus && r.name == rule.name)
+        {
+            problem(
+                key("name"),
+                format!(
+                    "rule `{}` is already defined on bus `{}`",
+                    rule.name, rule.bus
+                ),
+            );
+        }
+        for (t, target) in rule.targets.iter().enumerate() {
+            match &target.kind {
+                TargetKind::Function(f) if !functions.iter().any(|g| &g.name == f) => problem(
+                    format!("rule[{i}].targets[{t}]"),
+                    format!("no function named `{f}` in this app"),
+                ),
+                TargetKind::Bus(b) if !buses.contains(b) => problem(
+                    format!("rule[{i}].targets[{t}]"),
+                    format!("bus `{b}` is not defined"),
+                ),
+                _ => {}
+            }
+        }
+        rules.push(rule);
+    }
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
@@ -426,6 +495,8 @@ pub fn parse(text: &str, file: &Path, root: &Path) -> Result<App> {
         manifest_path: file.to_path_buf(),
         root: root.to_path_buf(),
         functions,
+        buses,
+        rules,
     })
 }
 

@@ -166,3 +166,111 @@ fn load_reads_a_folder_or_a_file() {
     let e = load(&dir.path().join("nope")).unwrap_err().to_string();
     assert!(e.contains("cannot read") && e.contains("nope"), "{e}");
 }
+
+const HELLO: &str = r#"
+    app = "shop"
+    [[function]]
+    name = "inventory"
+    runtime = "wasm"
+    source = "hello.wasm"
+"#;
+
+#[test]
+fn rules_parse_with_every_target_form() {
+    let app = check(&format!(
+        r#"{HELLO}
+        [[bus]]
+        name = "audit"
+
+        [[rule]]
+        name = "order-placed"
+        pattern = {{ source = ["shop"], detail-type = ["OrderPlaced"] }}
+        targets = [
+            "inventory",
+            {{ id = "sub", function = "inventory", input_path = "$.detail.items[0]", retry = {{ max_attempts = 3, max_age = "2m" }} }},
+            {{ bus = "audit" }},
+            {{ url = "http://127.0.0.1:9/hook", input = {{ hello = "world" }} }},
+            {{ arn = "arn:aws:lambda:us-east-1:1:function:inventory", id = "arn", input_transformer = {{ input_paths = {{ id = "$.id" }}, template = "order <id>" }} }},
+        ]
+
+        [[rule]]
+        name = "audit-all"
+        bus = "audit"
+        pattern = '{{"source": [{{"prefix": ""}}]}}'
+        "#
+    ))
+    .unwrap();
+    assert_eq!(app.buses.len(), 2);
+    let r = &app.rules[0];
+    assert_eq!(r.bus.as_str(), "default");
+    assert!(r.pattern.contains("OrderPlaced"), "{}", r.pattern);
+    assert_eq!(r.targets.len(), 5);
+    assert_eq!(r.targets[0].id, "inventory");
+    assert_eq!(r.targets[1].retry.max_attempts, 3);
+    assert_eq!(r.targets[1].retry.max_age, Duration::from_secs(120));
+    assert!(matches!(&r.targets[1].input, Input::Path(p) if p.segments.len() == 3));
+    assert!(matches!(&r.targets[2].kind, TargetKind::Bus(b) if b.as_str() == "audit"));
+    assert!(matches!(&r.targets[3].input, Input::Constant(c) if c == r#"{"hello":"world"}"#));
+    assert!(matches!(&r.targets[4].kind, TargetKind::Function(f) if f.as_str() == "inventory"));
+    assert_eq!(app.rules[1].targets.len(), 0);
+    // The API form reads back to the same rule.
+    let again = Rule::from_api_json(&r.to_api_json().to_string()).unwrap();
+    assert_eq!(&again, r);
+}
+
+#[test]
+fn bad_rules_name_every_problem() {
+    let e = errors(&format!(
+        r#"{HELLO}
+        [[rule]]
+        name = "bad name"
+        bus = "nowhere"
+        pattern = {{ source = "shop" }}
+        targets = ["inventory", {{ url = "ftp://x" }}, {{ function = "inventory", input = "{{not json" }},
+                   {{ function = "inventory", retry = {{ max_attempts = 200 }} }}, "inventory", "inventory"]
+
+        [[rule]]
+        name = "no-pattern"
+
+        [[rule]]
+        name = "ok"
+        pattern = '{{"source": ["shop"]}}'
+        targets = ["missing"]
+        "#
+    ));
+    for needle in [
+        "rule[0].name",
+        "rule[0].pattern`: Event pattern is not valid. Reason: \"source\" must be an object or an array",
+        "rule[0].targets`: 6 targets",
+        "rule[2].targets[0]`: no function named `missing`",
+        "rule[0].targets[1].url`",
+        "rule[0].targets[2].input`: not valid JSON",
+        "rule[0].targets[3].retry`: maximum retry attempts 200",
+        "rule[0].targets[5].id`: target id \"inventory\" is used twice",
+        "rule[1].pattern`: missing",
+    ] {
+        assert!(e.contains(needle), "{needle:?} not in:\n{e}");
+    }
+}
+
+#[test]
+fn api_rules_report_aws_codes() {
+    let e = Rule::from_api_json(r#"{"Name":"r","EventPattern":"{\"a\":1}"}"#).unwrap_err();
+    assert_eq!(e.code, "InvalidEventPatternException");
+    assert!(
+        e.to_string()
+            .contains("\"a\" must be an object or an array"),
+        "{e}"
+    );
+    let e = Rule::from_api_json(r#"{"Name":"r","EventPattern":{"a":[1]},"Targets":[{"Id":"x"}]}"#)
+        .unwrap_err();
+    assert_eq!(e.code, "ValidationException");
+    let e = Rule::from_api_json("{not json").unwrap_err();
+    assert!(e.to_string().starts_with("malformed rule"), "{e}");
+    let ok = Rule::from_api_json(
+        r#"{"Name":"r","EventPattern":{"a":[1]},"State":"DISABLED","Targets":[{"Id":"x","Arn":"muon:function:f","RetryPolicy":{"MaximumRetryAttempts":0,"MaximumEventAgeInSeconds":60}}]}"#,
+    )
+    .unwrap();
+    assert!(!ok.enabled);
+    assert_eq!(ok.targets[0].retry.max_attempts, 0);
+}
