@@ -1,0 +1,135 @@
+//! W3C trace context on events, and the tree of what one event caused.
+
+use muon_store::{Delivery, EventQuery, EventRecord};
+use muon_types::EventId;
+
+use crate::{Bus, Result, random_u64};
+
+/// The trace an event belongs to, and the span that published it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    /// 32 lowercase hex digits.
+    pub trace_id: String,
+    /// 16 lowercase hex digits: the delivery during which the event was published.
+    pub parent_span: Option<String>,
+}
+
+impl TraceContext {
+    /// A new trace, started by this event.
+    pub fn new_root() -> Self {
+        Self {
+            trace_id: format!("{:016x}{:016x}", random_u64(), random_u64()),
+            parent_span: None,
+        }
+    }
+
+    /// Read a `traceparent` header (`00-<trace-id>-<parent-id>-<flags>`); `None` if malformed.
+    pub fn parse(header: &str) -> Option<Self> {
+        let parts: Vec<&str> = header.trim().split('-').collect();
+        let hex = |s: &str, n: usize| {
+            s.len() == n
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        match parts.as_slice() {
+            [version, trace, parent, flags, ..]
+                if hex(version, 2)
+                    && *version != "ff"
+                    && hex(trace, 32)
+                    && hex(parent, 16)
+                    && hex(flags, 2)
+                    && trace.bytes().any(|b| b != b'0')
+                    && parent.bytes().any(|b| b != b'0') =>
+            {
+                Some(Self {
+                    trace_id: trace.to_string(),
+                    parent_span: Some(parent.to_string()),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The `traceparent` a delivery sends: this trace, with the delivery as the parent span.
+    pub fn header_for(trace_id: &str, span: &str) -> String {
+        format!("00-{trace_id}-{span}-01")
+    }
+}
+
+/// One event, what it was delivered to, and what those deliveries published in turn.
+#[derive(Debug, Clone)]
+pub struct TraceNode {
+    pub event: EventRecord,
+    pub deliveries: Vec<(Delivery, Vec<TraceNode>)>,
+}
+
+/// A trace stops growing past this many events (a loop of rules could go on forever).
+const MAX_TRACE_EVENTS: usize = 1000;
+
+impl Bus {
+    /// The tree of `id`: its deliveries and the events they published, recursively.
+    pub async fn trace(&self, id: EventId) -> Result<Option<TraceNode>> {
+        let Some(event) = self.inner.store.event(id).await? else {
+            return Ok(None);
+        };
+        let mut budget = MAX_TRACE_EVENTS;
+        Ok(Some(self.trace_node(event, &mut budget).await?))
+    }
+
+    fn trace_node<'a>(
+        &'a self,
+        event: EventRecord,
+        budget: &'a mut usize,
+    ) -> muon_store::BoxFuture<'a, Result<TraceNode>> {
+        Box::pin(async move {
+            *budget = budget.saturating_sub(1);
+            let mut deliveries = Vec::new();
+            for d in self.inner.store.deliveries_of(event.id).await? {
+                let mut children = Vec::new();
+                if *budget > 0 {
+                    let emitted = self
+                        .inner
+                        .store
+                        .events(EventQuery {
+                            parent_span: Some(d.id.span_id()),
+                            limit: *budget,
+                            ..Default::default()
+                        })
+                        .await?;
+                    for e in emitted {
+                        if *budget == 0 {
+                            break;
+                        }
+                        children.push(self.trace_node(e, budget).await?);
+                    }
+                }
+                deliveries.push((d, children));
+            }
+            Ok(TraceNode { event, deliveries })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TraceContext;
+
+    #[test]
+    fn traceparent_headers_parse_strictly() {
+        let t =
+            TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        assert_eq!(t.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(t.parent_span.as_deref(), Some("00f067aa0ba902b7"));
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        ] {
+            assert!(TraceContext::parse(bad).is_none(), "{bad:?}");
+        }
+        assert_eq!(TraceContext::new_root().trace_id.len(), 32);
+    }
+}

@@ -1,0 +1,471 @@
+//! The bus end to end against the in-memory store and a recording dispatcher.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use muon_bus::{
+    Bus, Config, DeliveryError, DeliveryStatus, Dispatch, EntryResult, Message, PutEntry, PutError,
+};
+use muon_manifest::{Rule, TargetKind};
+use muon_store::{BoxFuture, Memory, Store};
+use muon_types::{BusName, EventId};
+
+/// Records every message; answers with what `answer` says for the target.
+#[derive(Clone, Default)]
+struct Recorder {
+    got: Arc<Mutex<Vec<(String, Message)>>>,
+    /// Failures to answer before succeeding, per target description.
+    fail: Arc<Mutex<std::collections::HashMap<String, (u32, bool)>>>,
+}
+
+impl Recorder {
+    fn failing(self, target: &str, times: u32, retryable: bool) -> Self {
+        self.fail
+            .lock()
+            .unwrap()
+            .insert(target.into(), (times, retryable));
+        self
+    }
+
+    fn targets(&self) -> Vec<String> {
+        let mut t: Vec<String> = self
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(t, _)| t.clone())
+            .collect();
+        t.sort();
+        t
+    }
+}
+
+impl Dispatch for Recorder {
+    fn deliver(
+        &self,
+        target: &TargetKind,
+        message: Message,
+    ) -> BoxFuture<'static, Result<(), DeliveryError>> {
+        let name = target.describe();
+        self.got.lock().unwrap().push((name.clone(), message));
+        let mut fail = self.fail.lock().unwrap();
+        let result = match fail.get_mut(&name) {
+            Some((n, retryable)) if *n > 0 => {
+                *n -= 1;
+                Err(DeliveryError {
+                    code: "FunctionError".into(),
+                    message: "HTTP 500".into(),
+                    retryable: *retryable,
+                })
+            }
+            _ => Ok(()),
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+fn rule(json: &str) -> Rule {
+    Rule::from_api_json(json).unwrap()
+}
+
+fn config(rules: Vec<Rule>) -> Config {
+    Config {
+        buses: vec![BusName::default_bus(), BusName::new("audit").unwrap()],
+        rules,
+        retry_base: Duration::from_millis(1),
+        retry_cap: Duration::from_millis(4),
+        ..Default::default()
+    }
+}
+
+fn order_rule() -> Rule {
+    rule(
+        r#"{"Name":"order-placed","EventPattern":{"source":["shop"],"detail-type":["OrderPlaced"]},
+            "Targets":[{"Function":"inventory"},{"Function":"email"},{"Function":"fraud"},{"Function":"warehouse"}]}"#,
+    )
+}
+
+fn entry(detail: &str) -> PutEntry {
+    PutEntry {
+        source: Some("shop".into()),
+        detail_type: Some("OrderPlaced".into()),
+        detail: Some(detail.into()),
+        ..Default::default()
+    }
+}
+
+async fn accepted(bus: &Bus, entries: Vec<PutEntry>) -> Vec<EventId> {
+    bus.put_events(entries, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| match r {
+            EntryResult::Accepted(id) => id,
+            EntryResult::Failed { code, message } => panic!("{code}: {message}"),
+        })
+        .collect()
+}
+
+/// Wait (bounded) until `check` holds.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..500 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+async fn statuses(store: &Memory, id: EventId) -> Vec<DeliveryStatus> {
+    store
+        .deliveries_of(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.status)
+        .collect()
+}
+
+#[tokio::test]
+async fn one_event_fans_out_to_four_functions_with_cloudevents_headers() {
+    let store = Arc::new(Memory::new());
+    let recorder = Recorder::default();
+    let bus = Bus::start(
+        config(vec![order_rule()]),
+        store.clone(),
+        Arc::new(recorder.clone()),
+    )
+    .await
+    .unwrap();
+    let ids = accepted(&bus, vec![entry(r#"{"order":"o-1","total":42}"#)]).await;
+    eventually("four deliveries", async || {
+        statuses(&store, ids[0]).await == vec![DeliveryStatus::Delivered; 4]
+    })
+    .await;
+    assert_eq!(
+        recorder.targets(),
+        [
+            "function:email",
+            "function:fraud",
+            "function:inventory",
+            "function:warehouse"
+        ]
+    );
+    let got = recorder.got.lock().unwrap();
+    let message = &got[0].1;
+    let header = |name: &str| {
+        message
+            .headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    assert_eq!(header("ce-specversion"), "1.0");
+    assert_eq!(header("ce-id"), ids[0].to_string());
+    assert_eq!(header("ce-source"), "shop");
+    assert_eq!(header("ce-type"), "OrderPlaced");
+    assert!(header("traceparent").starts_with("00-"));
+    let body: serde_json::Value = serde_json::from_str(&message.body).unwrap();
+    assert_eq!(body["detail"]["order"], "o-1");
+    assert_eq!(body["version"], "0");
+    assert_eq!(body["id"], ids[0].to_string());
+    assert_eq!(message.content_type, "application/json");
+}
+
+#[tokio::test]
+async fn bad_entries_fail_one_by_one_and_bad_requests_whole() {
+    let store = Arc::new(Memory::new());
+    let bus = Bus::start(
+        config(vec![order_rule()]),
+        store.clone(),
+        Arc::new(Recorder::default()),
+    )
+    .await
+    .unwrap();
+    let deep = format!("{}1{}", "{\"a\":".repeat(1001), "}".repeat(1001));
+    let results = bus
+        .put_events(
+            vec![
+                entry(r#"{"ok":true}"#),
+                entry("{not json"),
+                entry("[1, 2]"),
+                entry(&deep),
+                PutEntry {
+                    source: None,
+                    ..entry("{}")
+                },
+                PutEntry {
+                    detail_type: Some("x".repeat(129)),
+                    ..entry("{}")
+                },
+                PutEntry {
+                    event_bus_name: Some("nowhere".into()),
+                    ..entry("{}")
+                },
+                PutEntry {
+                    source: Some("aws.ec2".into()),
+                    ..entry("{}")
+                },
+                PutEntry {
+                    time: Some("yesterday".into()),
+                    ..entry("{}")
+                },
+                PutEntry {
+                    detail: None,
+                    ..entry("{}")
+                },
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let codes: Vec<&str> = results
+        .iter()
+        .map(|r| match r {
+            EntryResult::Accepted(_) => "ok",
+            EntryResult::Failed { code, .. } => code.as_str(),
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "ok",
+            "MalformedDetail",
+            "MalformedDetail",
+            "MalformedDetail",
+            "InvalidArgument",
+            "InvalidArgument",
+            "ResourceNotFoundException",
+            "NotAuthorizedForSourceException",
+            "InvalidArgument",
+            "InvalidArgument"
+        ]
+    );
+    // Only the good entry was stored.
+    let all = store
+        .events(muon_store::EventQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    let eleven = (0..11).map(|_| entry("{}")).collect();
+    assert!(matches!(
+        bus.put_events(eleven, None).await,
+        Err(PutError::Validation(m)) if m.contains("between 1 and 10")
+    ));
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(1024 * 1024));
+    assert!(matches!(
+        bus.put_events(vec![entry(&big)], None).await,
+        Err(PutError::Validation(m)) if m.contains("over the limit")
+    ));
+    assert!(matches!(
+        bus.put_events(vec![], None).await,
+        Err(PutError::Validation(_))
+    ));
+}
+
+#[tokio::test]
+async fn failures_are_retried_then_dead_lettered_and_redriven() {
+    let store = Arc::new(Memory::new());
+    let recorder = Recorder::default()
+        .failing("function:inventory", 2, true)
+        .failing("function:email", 1000, true)
+        .failing("function:fraud", 1, false);
+    let mut r = order_rule();
+    for t in &mut r.targets {
+        t.retry.max_attempts = 3;
+    }
+    let bus = Bus::start(config(vec![r]), store.clone(), Arc::new(recorder.clone()))
+        .await
+        .unwrap();
+    let ids = accepted(&bus, vec![entry("{}")]).await;
+    eventually("all settled", async || {
+        !statuses(&store, ids[0])
+            .await
+            .contains(&DeliveryStatus::Pending)
+    })
+    .await;
+    let deliveries = store.deliveries_of(ids[0]).await.unwrap();
+    let by_target = |t: &str| deliveries.iter().find(|d| d.target == t).unwrap().clone();
+    let inventory = by_target("inventory");
+    assert_eq!(
+        (inventory.status, inventory.attempts),
+        (DeliveryStatus::Delivered, 3)
+    );
+    let email = by_target("email");
+    assert_eq!(email.status, DeliveryStatus::DeadLettered);
+    assert_eq!(email.attempts, 4, "1 attempt + 3 retries");
+    assert_eq!(email.exhausted.as_deref(), Some("MaximumRetryAttempts"));
+    assert_eq!(email.error.as_ref().unwrap().0, "FunctionError");
+    let fraud = by_target("fraud");
+    assert_eq!(
+        (fraud.attempts, fraud.exhausted.as_deref()),
+        (1, Some("NonRetryable"))
+    );
+    assert_eq!(by_target("warehouse").status, DeliveryStatus::Delivered);
+
+    let dead = bus.dead_letters(100).await.unwrap();
+    assert_eq!(dead.len(), 2);
+    recorder.fail.lock().unwrap().clear();
+    assert_eq!(bus.redrive(None).await.unwrap(), 2);
+    eventually("redriven", async || {
+        statuses(&store, ids[0]).await == vec![DeliveryStatus::Delivered; 4]
+    })
+    .await;
+    assert!(bus.dead_letters(100).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn pending_deliveries_resume_after_a_restart() {
+    let store = Arc::new(Memory::new());
+    let ids = {
+        // A bus whose targets fail for a long time, then "crashes" (is dropped).
+        let mut c = config(vec![order_rule()]);
+        c.retry_base = Duration::from_secs(3600);
+        c.retry_cap = Duration::from_secs(3600);
+        let failing = Recorder::default()
+            .failing("function:inventory", 1000, true)
+            .failing("function:email", 1000, true)
+            .failing("function:fraud", 1000, true)
+            .failing("function:warehouse", 1000, true);
+        let bus = Bus::start(c, store.clone(), Arc::new(failing.clone()))
+            .await
+            .unwrap();
+        let ids = accepted(&bus, vec![entry("{}"), entry("{}")]).await;
+        eventually("first attempts recorded", async || {
+            let pending = store
+                .deliveries(DeliveryStatus::Pending, 100)
+                .await
+                .unwrap();
+            pending.len() == 8 && pending.iter().all(|d| d.attempts == 1)
+        })
+        .await;
+        ids
+    };
+    let pending = store
+        .deliveries(DeliveryStatus::Pending, 100)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 8);
+    // The retry is an hour away; a restarted bus still has it, due then. Make it due now.
+    let mut tx = muon_store::Transaction::new();
+    for mut d in pending {
+        d.due_ms = 0;
+        tx.push(muon_store::Op::PutDelivery(d));
+    }
+    store.commit(tx).await.unwrap();
+    let recorder = Recorder::default();
+    let _bus = Bus::start(
+        config(vec![order_rule()]),
+        store.clone(),
+        Arc::new(recorder.clone()),
+    )
+    .await
+    .unwrap();
+    for id in ids {
+        eventually("resumed", async || {
+            statuses(&store, id).await == vec![DeliveryStatus::Delivered; 4]
+        })
+        .await;
+    }
+    assert_eq!(recorder.got.lock().unwrap().len(), 8);
+}
+
+#[tokio::test]
+async fn bus_targets_chain_and_the_trace_shows_the_tree() {
+    let store = Arc::new(Memory::new());
+    let recorder = Recorder::default();
+    let rules = vec![
+        rule(
+            r#"{"Name":"forward","EventPattern":{"source":["shop"]},
+                "Targets":[{"Bus":"audit"},{"Function":"inventory"}]}"#,
+        ),
+        rule(
+            r#"{"Name":"audit-log","EventBusName":"audit","EventPattern":{"source":["shop"]},
+                "Targets":[{"Id":"log","Url":"http://127.0.0.1:9/log","InputPath":"$.detail"}]}"#,
+        ),
+    ];
+    let bus = Bus::start(config(rules), store.clone(), Arc::new(recorder.clone()))
+        .await
+        .unwrap();
+    let ids = accepted(&bus, vec![entry(r#"{"n":1}"#)]).await;
+    eventually("two hops", async || recorder.got.lock().unwrap().len() == 2).await;
+    eventually("all delivered", async || {
+        let tree = bus.trace(ids[0]).await.unwrap().unwrap();
+        tree.deliveries.len() == 2
+            && tree
+                .deliveries
+                .iter()
+                .all(|(d, _)| d.status == DeliveryStatus::Delivered)
+            && tree.deliveries.iter().any(|(_, children)| {
+                children.len() == 1
+                    && children[0].deliveries.len() == 1
+                    && children[0].deliveries[0].0.status == DeliveryStatus::Delivered
+            })
+    })
+    .await;
+    let tree = bus.trace(ids[0]).await.unwrap().unwrap();
+    let (_, children) = tree
+        .deliveries
+        .iter()
+        .find(|(d, _)| d.target == "bus-audit")
+        .unwrap();
+    assert_eq!(children[0].event.bus.as_str(), "audit");
+    assert_eq!(children[0].event.trace_id, tree.event.trace_id, "one trace");
+    let got = recorder.got.lock().unwrap();
+    let log = got.iter().find(|(t, _)| t.starts_with("http://")).unwrap();
+    assert_eq!(log.1.body, r#"{"n":1}"#);
+}
+
+#[tokio::test]
+async fn api_rules_are_stored_and_manifest_rules_are_read_only() {
+    let store = Arc::new(Memory::new());
+    let recorder = Recorder::default();
+    let bus = Bus::start(
+        config(vec![order_rule()]),
+        store.clone(),
+        Arc::new(recorder.clone()),
+    )
+    .await
+    .unwrap();
+    let api = rule(
+        r#"{"Name":"big-orders","EventPattern":{"detail":{"total":[{"numeric":[">",100]}]}},
+            "Targets":[{"Function":"fraud","Id":"fraud-check"}]}"#,
+    );
+    bus.put_rule(api.clone()).await.unwrap();
+    assert!(
+        bus.put_rule(order_rule()).await.is_err(),
+        "a manifest rule was replaced"
+    );
+    assert_eq!(bus.rules().len(), 2);
+    // A second bus on the same store sees the stored rule.
+    let again = Bus::start(config(vec![]), store.clone(), Arc::new(Recorder::default()))
+        .await
+        .unwrap();
+    assert_eq!(again.rules().len(), 1);
+    drop(again);
+    let ids = accepted(
+        &bus,
+        vec![entry(r#"{"total":150}"#), entry(r#"{"total":50}"#)],
+    )
+    .await;
+    eventually("delivered", async || {
+        recorder.got.lock().unwrap().len() == 9
+    })
+    .await;
+    assert_eq!(store.deliveries_of(ids[0]).await.unwrap().len(), 5);
+    assert_eq!(store.deliveries_of(ids[1]).await.unwrap().len(), 4);
+    bus.delete_rule(&BusName::default_bus(), &api.name)
+        .await
+        .unwrap();
+    assert!(
+        bus.delete_rule(&BusName::default_bus(), &api.name)
+            .await
+            .is_err()
+    );
+    assert_eq!(bus.rules().len(), 1);
+}
