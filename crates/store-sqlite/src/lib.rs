@@ -79,15 +79,19 @@ fn backend(e: impl std::fmt::Display) -> Error {
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path)
-        .map_err(|e| Error::Backend(format!("cannot open {}: {e}", path.display())))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(backend)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(backend)?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(backend)?;
-    Ok(conn)
+    let open = || {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok::<_, rusqlite::Error>(conn)
+    };
+    open().map_err(|e| {
+        Error::Backend(format!(
+            "cannot open {} (is it a muon database?): {e}",
+            path.display()
+        ))
+    })
 }
 
 impl Sqlite {
