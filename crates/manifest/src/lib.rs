@@ -156,6 +156,9 @@ pub struct Function {
     /// How many requests one instance may serve before it is dropped. 1 (the default) gives every
     /// request a fresh isolate; more reuses instances like Workers' isolates do.
     pub instance_reuse: u32,
+    /// Whether the function may publish events: `muon up` then gives it `MUON_EVENTS_URL`
+    /// (the control API's PutEvents) and allows outbound HTTP to the control API.
+    pub publish_events: bool,
 }
 
 impl Function {
@@ -198,6 +201,7 @@ struct RawFunction {
     min_instances: Option<i64>,
     max_instances: Option<i64>,
     instance_reuse: Option<i64>,
+    publish_events: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -430,6 +434,7 @@ pub fn parse(text: &str, file: &Path, root: &Path) -> Result<App> {
                 min_instances,
                 max_instances,
                 instance_reuse,
+                publish_events: f.publish_events.unwrap_or(false),
             });
         }
     }

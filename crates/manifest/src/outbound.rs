@@ -149,6 +149,11 @@ impl OutboundPolicy {
     pub fn entries(&self) -> &[AllowedHost] {
         &self.allowed
     }
+
+    /// Allow one more host (what `muon up` grants a function with `publish_events`).
+    pub fn allow(&mut self, host: AllowedHost) {
+        self.allowed.push(host);
+    }
 }
 
 #[cfg(test)]
