@@ -86,6 +86,153 @@ pub struct TestEventPatternResult {
     pub result: bool,
 }
 
+/// `POST /v1/events`: EventBridge's PutEvents, with its field names, so an existing request body
+/// works as it is. `Detail` is JSON text.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutEvents {
+    pub entries: Vec<PutEventsEntry>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutEventsEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_bus_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
+    /// RFC 3339, or epoch seconds as the AWS SDKs send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<serde_json::Value>,
+    /// A W3C `traceparent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_header: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutEventsResult {
+    pub failed_entry_count: usize,
+    pub entries: Vec<PutEventsResultEntry>,
+}
+
+/// `EventId` for an accepted entry, `ErrorCode` + `ErrorMessage` for a failed one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PutEventsResultEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+/// One rule as `GET /v1/rules` lists it: the rule in EventBridge's shape (`Name`,
+/// `EventBusName`, `EventPattern`, `State`, `Targets`), and where it came from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rule {
+    pub origin: String,
+    pub rule: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuleList {
+    pub rules: Vec<Rule>,
+}
+
+/// One event as stored: the envelope plus what muon knows about it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    pub bus: String,
+    pub ingested_ms: i64,
+    pub trace_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_span: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<String>,
+    /// The event in the EventBridge envelope.
+    pub event: serde_json::Value,
+}
+
+/// One delivery of an event to one target.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: String,
+    pub event_id: String,
+    pub bus: String,
+    pub rule: String,
+    pub target: String,
+    /// `pending`, `delivered` or `dead_lettered`.
+    pub status: String,
+    pub attempts: u32,
+    pub created_ms: i64,
+    pub due_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// For dead letters: `MaximumRetryAttempts`, `MaximumEventAge` or `NonRetryable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exhausted: Option<String>,
+    /// The span ID the delivery's `traceparent` carries.
+    pub span_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryList {
+    pub deliveries: Vec<Delivery>,
+}
+
+/// `POST /v1/dlq/redrive`: these deliveries, or every dead letter when `ids` is absent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Redrive {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Count {
+    pub count: usize,
+}
+
+/// `POST /v1/replays`: send a bus's stored events from a time window through its rules again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Replay {
+    pub name: String,
+    #[serde(default = "default_bus")]
+    pub bus: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Only these rules (all when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<String>>,
+}
+
+fn default_bus() -> String {
+    "default".into()
+}
+
+/// `GET /v1/events/{id}/trace`: the event, its deliveries, and what they published.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TraceNode {
+    pub event: Event,
+    pub deliveries: Vec<TraceDelivery>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TraceDelivery {
+    pub delivery: Delivery,
+    pub emitted: Vec<TraceNode>,
+}
+
 /// Every error the API (and the gateway) answers with.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -25,6 +25,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/functions/{name}/logs", get(logs))
         .route("/v1/invocations/{id}", get(invocation))
         .route("/v1/events/test-pattern", axum::routing::post(test_pattern))
+        .merge(crate::events::router())
         .fallback(|request: Request| async move {
             not_found(format!(
                 "no API operation at {} {}",

@@ -7,6 +7,7 @@
 //! their invocations and logs from the invoker's in-memory journal.
 
 mod control;
+mod events;
 mod gateway;
 
 use std::net::SocketAddr;
@@ -50,6 +51,7 @@ struct StateInner {
     config: Config,
     invoker: Invoker,
     routes: Routes,
+    bus: Option<muon_bus::Bus>,
 }
 
 impl State {
@@ -64,8 +66,26 @@ impl State {
                 config,
                 invoker,
                 routes,
+                bus: None,
             }),
         }
+    }
+
+    /// The same state with an event bus whose API the control server serves.
+    pub fn with_bus(self, bus: muon_bus::Bus) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| {
+            panic!("with_bus is called while building the state, before it is shared")
+        });
+        Self {
+            inner: Arc::new(StateInner {
+                bus: Some(bus),
+                ..inner
+            }),
+        }
+    }
+
+    pub fn bus(&self) -> Option<&muon_bus::Bus> {
+        self.inner.bus.as_ref()
     }
 
     pub fn invoker(&self) -> &Invoker {
