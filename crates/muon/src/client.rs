@@ -54,13 +54,13 @@ pub struct FunctionsArgs {
     server: Server,
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .build()
         .expect("an HTTP client without TLS builds")
 }
 
-async fn send(
+pub(crate) async fn send(
     server: &Server,
     request: reqwest::RequestBuilder,
 ) -> anyhow::Result<reqwest::Response> {
@@ -73,7 +73,7 @@ async fn send(
 }
 
 /// Turn an error answer of the API into a message.
-async fn api_error(response: reqwest::Response) -> anyhow::Error {
+pub(crate) async fn api_error(response: reqwest::Response) -> anyhow::Error {
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     match serde_json::from_str::<muon_api::ErrorBody>(&text) {
@@ -209,18 +209,28 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    each_line(response, |line: muon_api::LogLine| {
+        print_line(&line, args.json)
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Read a stream of JSON objects, one per line, handing each to `f` as it arrives.
+pub(crate) async fn each_line<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    mut f: impl FnMut(T) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let mut stream = response.bytes_stream();
     let mut pending = Vec::new();
     while let Some(chunk) = stream.next().await {
         pending.extend_from_slice(&chunk.context("the server went away")?);
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
-            let line: muon_api::LogLine =
-                serde_json::from_slice(&line).context("unexpected log line")?;
-            print_line(&line, args.json)?;
+            f(serde_json::from_slice(&line).context("unexpected line from the server")?)?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 pub async fn functions(args: FunctionsArgs) -> anyhow::Result<ExitCode> {

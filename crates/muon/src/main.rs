@@ -3,6 +3,7 @@
 
 mod bench;
 mod client;
+mod dispatch;
 mod events;
 mod up;
 
@@ -38,9 +39,12 @@ enum Command {
     Logs(client::LogsArgs),
     /// List the functions of a running app.
     Functions(client::FunctionsArgs),
-    /// Event-bus tools (`test-pattern` runs locally, without a server).
+    /// Event-bus tools: put, tail, trace, dlq, replay (`test-pattern` runs without a server).
     #[command(subcommand)]
     Events(events::Command),
+    /// The event rules of a running app.
+    #[command(subcommand)]
+    Rules(events::Rules),
     /// Measure isolate start, process start to first response, and throughput.
     Bench(bench::Args),
 }
@@ -96,7 +100,8 @@ fn main() -> ExitCode {
             Command::Invoke(args) => client::invoke(args).await,
             Command::Logs(args) => client::logs(args).await,
             Command::Functions(args) => client::functions(args).await,
-            Command::Events(command) => events::run(command),
+            Command::Events(command) => events::run(command).await,
+            Command::Rules(command) => events::rules(command).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

@@ -43,6 +43,9 @@ pub struct Args {
     /// Don't print the functions' output (it is still kept for `muon logs`).
     #[arg(long, short)]
     quiet: bool,
+    /// Where durable state (events, deliveries, API rules) is kept (default: DIR/.muon).
+    #[arg(long, env = "MUON_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// Use the pooling instance allocator: auto (when the host allows it), always or never.
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     pooling: String,
@@ -51,10 +54,27 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let app = muon_manifest::load(&args.dir)?;
-    let invoker = prepare(&app, &args)?;
-    let shutdown = shutdown_signal()?;
     let gateway = bind(args.listen, "--listen").await?;
     let control = bind(args.control, "--control").await?;
+    let invoker = prepare(&app, &args, muon_server::local_addr(&control))?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| app.root.join(".muon"));
+    let store = muon_store_sqlite::Sqlite::open(&data_dir.join("muon.db"))
+        .with_context(|| format!("cannot open the data folder {}", data_dir.display()))?;
+    let bus = muon_bus::Bus::start(
+        muon_bus::Config {
+            buses: app.buses.clone(),
+            rules: app.rules.clone(),
+            ..Default::default()
+        },
+        Arc::new(store),
+        Arc::new(crate::dispatch::Targets::new(invoker.clone())),
+    )
+    .await
+    .context("cannot start the event bus")?;
+    let shutdown = shutdown_signal()?;
     let state = muon_server::State::new(
         muon_server::Config {
             app: app.name.clone(),
@@ -64,7 +84,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(muon_server::Config::default_workers),
         },
         invoker.clone(),
-    );
+    )
+    .with_bus(bus);
     print_ready(&app, &state, &gateway, &control, started);
     if !args.quiet {
         tokio::spawn(print_logs(invoker.clone()));
@@ -75,7 +96,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Build, compile and pre-instantiate every function of `app`.
-fn prepare(app: &App, args: &Args) -> anyhow::Result<Invoker> {
+fn prepare(app: &App, args: &Args, control: SocketAddr) -> anyhow::Result<Invoker> {
     let components = muon_manifest::build::components(app, |f: &Function| {
         eprintln!(
             "muon: building function `{}` from {} ...",
@@ -101,6 +122,18 @@ fn prepare(app: &App, args: &Args) -> anyhow::Result<Invoker> {
     let mut invoker = Invoker::builder();
     for (f, path) in app.functions.iter().zip(components) {
         let context = || format!("function `{}`", f.name);
+        let mut environment: Vec<(String, String)> = f.environment.clone().into_iter().collect();
+        let mut outbound = f.outbound.clone();
+        if f.publish_events {
+            environment.push((
+                "MUON_EVENTS_URL".into(),
+                format!("http://{control}/v1/events"),
+            ));
+            outbound.allow(
+                muon_manifest::AllowedHost::parse(&format!("http://{control}"))
+                    .map_err(anyhow::Error::msg)?,
+            );
+        }
         let loaded = engine.load(&path).with_context(context)?;
         let prepared = engine
             .prepare(
@@ -109,8 +142,8 @@ fn prepare(app: &App, args: &Args) -> anyhow::Result<Invoker> {
                     name: f.name.clone(),
                     memory_bytes: f.memory_bytes(),
                     timeout: f.timeout,
-                    environment: f.environment.clone().into_iter().collect(),
-                    outbound: f.outbound.clone(),
+                    environment,
+                    outbound,
                     instance_reuse: f.instance_reuse,
                     max_instances: f.max_instances,
                 },
@@ -174,6 +207,19 @@ fn print_ready(
         println!(
             "  (no route)  ->  {}   invoke with `muon invoke {}`",
             f.name, f.name
+        );
+    }
+    for rule in &app.rules {
+        let targets: Vec<String> = rule.targets.iter().map(|t| t.kind.describe()).collect();
+        println!(
+            "  rule {} on bus {}  ->  {}",
+            rule.name,
+            rule.bus,
+            if targets.is_empty() {
+                "(no targets)".to_string()
+            } else {
+                targets.join(", ")
+            }
         );
     }
     println!("  control API: http://{control}/v1   (Ctrl-C stops)");
