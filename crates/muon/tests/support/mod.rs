@@ -1,0 +1,152 @@
+//! What the `muon up` tests share: the guest fixtures, the binary, and a running server.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../guests");
+            muon_manifest::build::build_project(&dir).expect("the guest fixtures build")
+        })
+        .iter()
+        .find_map(|(n, p)| (n == name).then(|| p.clone()))
+        .unwrap_or_else(|| panic!("no guest named {name}"))
+}
+
+pub fn muon() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_muon"));
+    cmd.env(
+        "MUON_CACHE_DIR",
+        std::env::temp_dir().join("muon-test-cache"),
+    );
+    cmd
+}
+
+/// A running `muon up` on ephemeral ports, stopped on drop.
+pub struct Up {
+    pub child: Child,
+    pub gateway: String,
+    pub control: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Up {
+    pub fn start(manifest: &str, extra: &[&str]) -> Up {
+        Self::start_with(muon(), manifest, extra)
+    }
+
+    /// Start under a virtual-memory limit (`ulimit -v`, in KiB).
+    pub fn start_limited(vm_kib: u64, manifest: &str, extra: &[&str]) -> Up {
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(format!("ulimit -v {vm_kib} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_muon"))
+            .env(
+                "MUON_CACHE_DIR",
+                std::env::temp_dir().join("muon-test-cache"),
+            );
+        Self::start_with(shell, manifest, extra)
+    }
+
+    fn start_with(command: Command, manifest: &str, extra: &[&str]) -> Up {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("muon.toml"), manifest).unwrap();
+        let path = dir.path().to_path_buf();
+        Self::start_at(command, &path, extra, Some(dir))
+    }
+
+    /// Start the app in folder `app` (its own muon.toml).
+    pub fn start_app(app: &Path, extra: &[&str]) -> Up {
+        Self::start_at(muon(), app, extra, None)
+    }
+
+    fn start_at(
+        mut command: Command,
+        app: &Path,
+        extra: &[&str],
+        dir: Option<tempfile::TempDir>,
+    ) -> Up {
+        let mut child = command
+            .arg("up")
+            .arg(app)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--control",
+                "127.0.0.1:0",
+                "--quiet",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut gateway, mut control) = (None, None);
+        while gateway.is_none() || control.is_none() {
+            let line = lines
+                .next()
+                .expect("muon up printed its addresses before exiting")
+                .unwrap();
+            if let Some(rest) = line.trim().strip_prefix("app routes on ") {
+                gateway = Some(rest.to_string());
+            }
+            if let Some(rest) = line.trim().strip_prefix("control API: ") {
+                control = Some(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap()
+                        .trim_end_matches("/v1")
+                        .to_string(),
+                );
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Up {
+            child,
+            gateway: gateway.unwrap(),
+            control: control.unwrap(),
+            _dir: dir,
+        }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        muon()
+            .args(args)
+            .env("MUON_CONTROL", &self.control)
+            .output()
+            .unwrap()
+    }
+
+    pub fn rss_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
