@@ -206,7 +206,7 @@ async fn send(
             trace_id: event.trace_id.clone(),
             parent_span: Some(span),
         };
-        return bus.put_envelope(to, value, trace, None).await.map(|_| ());
+        return bus.put_envelope(to, value, trace).await.map(|_| ());
     }
     let config = &bus.inner.config;
     let (body, content_type) = input::render(

@@ -125,7 +125,7 @@ impl Bus {
                 Err(r) => results.push(r),
             }
         }
-        if let Err(e) = self.commit(accepted, now).await {
+        if let Err(e) = self.commit(accepted, now, None).await {
             for r in &mut results {
                 if matches!(r, EntryResult::Accepted(_)) {
                     *r = failed("InternalFailure", format!("the event was not stored: {e}"));
@@ -135,19 +135,15 @@ impl Bus {
         Ok(results)
     }
 
-    /// Put an event that is already in the envelope (a bus target, a replay) on `bus`.
+    /// Put an event that is already in the envelope (a bus target's) on `bus`.
     pub(crate) async fn put_envelope(
         &self,
         bus: &BusName,
         mut envelope: serde_json::Value,
         trace: TraceContext,
-        replay: Option<String>,
     ) -> Result<EventId, crate::DeliveryError> {
         let id = EventId::random();
         envelope["id"] = serde_json::Value::String(id.to_string());
-        if let Some(name) = &replay {
-            envelope["replay-name"] = serde_json::Value::String(name.clone());
-        }
         let json = envelope.to_string();
         let parsed = Event::parse(&json).map_err(|e| crate::DeliveryError {
             code: "MalformedEvent".into(),
@@ -169,9 +165,9 @@ impl Bus {
             json,
             trace_id: trace.trace_id,
             parent_span: trace.parent_span,
-            replay,
+            replay: None,
         };
-        self.commit(vec![Accepted { record, parsed }], now)
+        self.commit(vec![Accepted { record, parsed }], now, None)
             .await
             .map_err(|e| crate::DeliveryError {
                 code: "InternalFailure".into(),
@@ -186,6 +182,7 @@ impl Bus {
         &self,
         accepted: Vec<Accepted>,
         now: i64,
+        only: Option<&[muon_types::RuleName]>,
     ) -> Result<(), muon_store::Error> {
         if accepted.is_empty() {
             return Ok(());
@@ -199,7 +196,10 @@ impl Bus {
                 let matched: Vec<Arc<Rule>> = table
                     .bus(&a.record.bus)
                     .map(|b| b.matching(&a.parsed))
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|r| only.is_none_or(|only| only.contains(&r.name)))
+                    .collect();
                 let record = Arc::new(a.record);
                 tx.push(Op::AppendEvent((*record).clone()));
                 for rule in matched {
@@ -336,6 +336,71 @@ impl Bus {
             },
             parsed,
         })
+    }
+}
+
+impl Bus {
+    /// Replay: put the events `bus` accepted in `[from_ms, to_ms)` through its rules (or only
+    /// `rules`) again. Each replayed event is a new event carrying `replay-name`; events that
+    /// were themselves replays are skipped. Returns how many events were replayed.
+    pub async fn replay(
+        &self,
+        name: &str,
+        bus: &BusName,
+        from_ms: i64,
+        to_ms: i64,
+        rules: Option<Vec<muon_types::RuleName>>,
+    ) -> Result<usize, crate::Error> {
+        if !self.inner.config.buses.contains(bus) {
+            return Err(crate::Error::NoSuchBus(bus.clone()));
+        }
+        let events = self
+            .inner
+            .store
+            .events(muon_store::EventQuery {
+                bus: Some(bus.clone()),
+                from_ms: Some(from_ms),
+                to_ms: Some(to_ms),
+                parent_span: None,
+                limit: usize::MAX >> 1,
+            })
+            .await?;
+        let mut count = 0;
+        for chunk in events.chunks(100) {
+            let now = now_ms();
+            let mut batch = Vec::with_capacity(chunk.len());
+            for original in chunk.iter().filter(|e| e.replay.is_none()) {
+                let mut de = serde_json::Deserializer::from_str(&original.json);
+                de.disable_recursion_limit();
+                let Ok(mut envelope) =
+                    <serde_json::Value as serde::Deserialize>::deserialize(&mut de)
+                else {
+                    continue;
+                };
+                let id = EventId::random();
+                envelope["id"] = serde_json::Value::String(id.to_string());
+                envelope["replay-name"] = serde_json::Value::String(name.to_string());
+                let json = envelope.to_string();
+                let Ok(parsed) = Event::parse(&json) else {
+                    continue;
+                };
+                batch.push(Accepted {
+                    record: EventRecord {
+                        id,
+                        bus: bus.clone(),
+                        ingested_ms: now,
+                        json,
+                        trace_id: original.trace_id.clone(),
+                        parent_span: original.parent_span.clone(),
+                        replay: Some(name.to_string()),
+                    },
+                    parsed,
+                });
+            }
+            count += batch.len();
+            self.commit(batch, now, rules.as_deref()).await?;
+        }
+        Ok(count)
     }
 }
 

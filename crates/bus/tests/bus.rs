@@ -469,3 +469,47 @@ async fn api_rules_are_stored_and_manifest_rules_are_read_only() {
     );
     assert_eq!(bus.rules().len(), 1);
 }
+
+#[tokio::test]
+async fn replay_sends_a_window_of_events_through_chosen_rules_again() {
+    let store = Arc::new(Memory::new());
+    let recorder = Recorder::default();
+    let rules = vec![
+        order_rule(),
+        rule(
+            r#"{"Name":"all","EventPattern":{"source":["shop"]},"Targets":[{"Url":"http://127.0.0.1:9/x"}]}"#,
+        ),
+    ];
+    let bus = Bus::start(config(rules), store.clone(), Arc::new(recorder.clone()))
+        .await
+        .unwrap();
+    accepted(&bus, vec![entry("{}"), entry("{}")]).await;
+    eventually("first deliveries", async || {
+        recorder.got.lock().unwrap().len() == 10
+    })
+    .await;
+    let only = Some(vec![muon_types::RuleName::new("all").unwrap()]);
+    let n = bus
+        .replay("again", &BusName::default_bus(), 0, i64::MAX, only)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    eventually("replayed", async || {
+        recorder.got.lock().unwrap().len() == 12
+    })
+    .await;
+    let body = recorder.got.lock().unwrap()[11].1.body.clone();
+    let replayed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(replayed["replay-name"], "again");
+    // Replayed events are not replayed again.
+    let n = bus
+        .replay("twice", &BusName::default_bus(), 0, i64::MAX, None)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    assert!(
+        bus.replay("x", &BusName::new("nope").unwrap(), 0, 1, None)
+            .await
+            .is_err()
+    );
+}
