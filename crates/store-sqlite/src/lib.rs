@@ -1,9 +1,10 @@
 //! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`.
 //!
 //! Design decision: one writer thread owns the write connection. Callers send it
-//! [`Transaction`]s; it takes every transaction waiting in its queue, applies each inside its own
-//! savepoint (so one bad transaction fails alone), commits them all with one fsync (group
-//! commit), and only then answers each caller. Under load many callers share one disk sync,
+//! [`Transaction`]s; it takes every transaction waiting in its queue, applies them all in one
+//! SQLite transaction and commits them with one fsync (group commit), and only then answers
+//! each caller. If one of them fails, the group is rolled back and its transactions are
+//! committed one by one, so a bad transaction fails alone. Under load many callers share one disk sync,
 //! which is what makes durable ingest fast. Reads use a second connection on the blocking pool;
 //! WAL lets them run while the writer writes.
 //!
@@ -157,31 +158,32 @@ fn write_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
     }
 }
 
-/// Apply every job in its own savepoint and commit them together.
+/// Commit every job of `group` in one transaction. If one of them fails, the transaction is
+/// rolled back and each job is committed on its own, so a bad job fails alone.
 fn commit_group(conn: &mut Connection, group: &[Job]) -> Vec<Result<()>> {
-    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => return group.iter().map(|_| Err(backend(&e))).collect(),
-    };
-    let mut results = Vec::with_capacity(group.len());
-    for job in group {
-        let result = (|| {
-            tx.execute_batch("SAVEPOINT job")?;
-            match job.tx.ops.iter().try_for_each(|op| apply(&tx, op)) {
-                Ok(()) => tx.execute_batch("RELEASE job"),
-                Err(e) => {
-                    tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
-                    Err(e)
-                }
-            }
-        })();
-        results.push(result.map_err(backend));
+    match commit_jobs(conn, group) {
+        Ok(()) => group.iter().map(|_| Ok(())).collect(),
+        Err(e) if group.len() == 1 => vec![Err(backend(e))],
+        Err(_) => group
+            .iter()
+            .map(|job| {
+                commit_jobs(conn, std::slice::from_ref(job)).map_err(|e| {
+                    tracing::error!("store commit failed: {e}");
+                    backend(e)
+                })
+            })
+            .collect(),
     }
-    if let Err(e) = tx.commit() {
-        tracing::error!("store commit failed: {e}");
-        return group.iter().map(|_| Err(backend(&e))).collect();
+}
+
+fn commit_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for job in jobs {
+        for op in &job.tx.ops {
+            apply(&tx, op)?;
+        }
     }
-    results
+    tx.commit()
 }
 
 fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
