@@ -70,6 +70,29 @@ pub(crate) async fn run(bus: Weak<Inner>, mut jobs: mpsc::UnboundedReceiver<Job>
     }
 }
 
+/// Record delivery outcomes: everything waiting is committed together, in order.
+pub(crate) async fn record(
+    store: Arc<dyn muon_store::Store>,
+    mut outcomes: mpsc::UnboundedReceiver<Delivery>,
+) {
+    while let Some(first) = outcomes.recv().await {
+        let mut tx = Transaction::new();
+        tx.push(Op::PutDelivery(first));
+        while tx.ops.len() < 4096 {
+            match outcomes.try_recv() {
+                Ok(d) => {
+                    tx.push(Op::PutDelivery(d));
+                }
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = store.commit(tx).await {
+            // They stay pending in the store and are attempted again after a restart.
+            tracing::error!("cannot record {} delivery outcomes: {e}", outcomes.len());
+        }
+    }
+}
+
 /// How long to wait before retry number `retry` (1-based): exponential from `base`, capped,
 /// with "equal jitter" (half fixed, half random) so retries of many deliveries spread out.
 pub(crate) fn backoff(retry: u32, base: Duration, cap: Duration, random: u64) -> Duration {
@@ -169,16 +192,9 @@ async fn attempt(bus: Bus, job: Job) {
             }
         }
     }
-    let mut tx = Transaction::new();
-    tx.push(Op::PutDelivery(delivery.clone()));
-    if let Err(e) = bus.inner.store.commit(tx).await {
-        // Not recorded: it stays pending in the store and is attempted again after a restart;
-        // keep retrying it in this process too.
-        tracing::error!("cannot record delivery {}: {e}", delivery.id);
-        if retry_at.is_none() && delivery.status != DeliveryStatus::Delivered {
-            return;
-        }
-    }
+    // Recording the outcome is batched and not waited for: if it is lost in a crash, the
+    // delivery is still pending in the store and is attempted again (at least once).
+    let _ = bus.inner.outcomes.send(delivery.clone());
     if retry_at.is_some() {
         let _ = bus.inner.schedule.send(Job { delivery, event });
     }

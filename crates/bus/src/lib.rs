@@ -134,6 +134,8 @@ struct Inner {
     dispatch: Arc<dyn Dispatch>,
     rules: std::sync::RwLock<rules::Table>,
     schedule: mpsc::UnboundedSender<deliver::Job>,
+    /// Delivery outcomes to record, batched by [`deliver::record`].
+    outcomes: mpsc::UnboundedSender<Delivery>,
     tail: broadcast::Sender<Arc<EventRecord>>,
 }
 
@@ -165,6 +167,8 @@ impl Bus {
             }
         }
         let (schedule, jobs) = mpsc::unbounded_channel();
+        let (outcomes, to_record) = mpsc::unbounded_channel();
+        tokio::spawn(deliver::record(store.clone(), to_record));
         let (tail, _) = broadcast::channel(1024);
         let bus = Bus {
             inner: Arc::new(Inner {
@@ -173,6 +177,7 @@ impl Bus {
                 dispatch,
                 rules: std::sync::RwLock::new(table),
                 schedule,
+                outcomes,
                 tail,
             }),
         };
