@@ -481,12 +481,9 @@ impl Validator {
 
     fn error_list(&mut self, v: Option<&Value>, at: &str) -> Vec<String> {
         let Some(Value::Array(items)) = v else {
-            self.err(at, "must be a non-empty array of error names");
+            self.err(at, "must be an array of error names");
             return Vec::new();
         };
-        if items.is_empty() {
-            self.err(at, "must be a non-empty array of error names");
-        }
         let names: Vec<String> = items
             .iter()
             .enumerate()

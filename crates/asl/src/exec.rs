@@ -1020,7 +1020,7 @@ impl Execution {
             return self.fail_frame(f, failure);
         }
         let mut d = vec![("name", Value::from(state.name.clone()))];
-        if let Some(Value::Object(vars)) = assigned {
+        if let Some(Value::Object(vars)) = assigned.filter(|a| a.as_object().is_some_and(|o| !o.is_empty())) {
             let shown: Map<String, Value> = vars.iter().map(|(k, v)| (k.clone(), Value::from(text(v)))).collect();
             d.push(("assignedVariables", Value::Object(shown)));
             d.push(("assignedVariablesDetails", json!({"truncated": false})));
@@ -1658,12 +1658,15 @@ impl Execution {
             (Err(e), _) | (_, Err(e)) => return self.fail_frame(f, e),
         };
         if m.distributed {
+            let label = self.rng.uuid();
+            let run_id = self.rng.uuid();
             let d = vec![(
                 "mapRunArn",
                 Value::from(format!(
-                    "{}:{}",
-                    self.info.execution_arn.replacen(":execution:", ":mapRun:", 1),
-                    self.next_timer
+                    "{}/{}:{}",
+                    self.info.state_machine_arn.replacen(":stateMachine:", ":mapRun:", 1),
+                    label,
+                    run_id
                 )),
             )];
             self.frame_event(f, EventType::MapRunStarted, Some(details(d)), true);

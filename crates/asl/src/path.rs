@@ -333,13 +333,10 @@ fn parse_bracket(text: &str, open: usize) -> Result<(Segment, usize), String> {
                 let Some(&b) = bytes.get(i) else {
                     return Err(format!("'{text}' has an unterminated quoted name"));
                 };
-                if b == b'\\' {
-                    if let Some(c) = text[i + 1..].chars().next() {
-                        name.push(c);
-                        i += 1 + c.len_utf8();
-                        continue;
-                    }
-                    return Err(format!("'{text}' ends in an escape"));
+                if b == b'\\' && bytes.get(i + 1) == Some(&quote) {
+                    name.push(quote as char);
+                    i += 2;
+                    continue;
                 }
                 if b == quote {
                     i += 1;
