@@ -3,7 +3,7 @@
 use crate::path::Path;
 use crate::scope::Scope;
 use crate::{Diagnostic, Failure};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::cmp::Ordering;
 
 /// What a comparison checks.
@@ -51,7 +51,10 @@ const TESTS: &[(&str, Test)] = &[
     ("TimestampLessThan", Test::TimestampLessThan),
     ("TimestampGreaterThan", Test::TimestampGreaterThan),
     ("TimestampLessThanEquals", Test::TimestampLessThanEquals),
-    ("TimestampGreaterThanEquals", Test::TimestampGreaterThanEquals),
+    (
+        "TimestampGreaterThanEquals",
+        Test::TimestampGreaterThanEquals,
+    ),
     ("IsNull", Test::IsNull),
     ("IsPresent", Test::IsPresent),
     ("IsNumeric", Test::IsNumeric),
@@ -89,15 +92,27 @@ impl Condition {
             return fallback;
         };
         let meta = |k: &str| k == "Comment" || (top && (k == "Next" || k == "Assign"));
-        let ops: Vec<(&String, &Value)> = obj.iter().filter(|(k, _)| !meta(k) && *k != "Variable").collect();
+        let ops: Vec<(&String, &Value)> = obj
+            .iter()
+            .filter(|(k, _)| !meta(k) && *k != "Variable")
+            .collect();
         if top && !obj.contains_key("Next") {
-            diags.push(Diagnostic::new(&format!("{at}/Next"), "a choice rule needs 'Next'"));
+            diags.push(Diagnostic::new(
+                &format!("{at}/Next"),
+                "a choice rule needs 'Next'",
+            ));
         }
         if !top && obj.contains_key("Next") {
-            diags.push(Diagnostic::new(&format!("{at}/Next"), "a nested rule cannot have 'Next'"));
+            diags.push(Diagnostic::new(
+                &format!("{at}/Next"),
+                "a nested rule cannot have 'Next'",
+            ));
         }
         if ops.len() != 1 {
-            diags.push(Diagnostic::new(at, "a choice rule needs exactly one operator"));
+            diags.push(Diagnostic::new(
+                at,
+                "a choice rule needs exactly one operator",
+            ));
             return fallback;
         }
         let (op, operand) = ops[0];
@@ -109,14 +124,21 @@ impl Condition {
                     return fallback;
                 };
                 if obj.contains_key("Variable") {
-                    diags.push(Diagnostic::new(&format!("{at}/Variable"), "not allowed with And/Or"));
+                    diags.push(Diagnostic::new(
+                        &format!("{at}/Variable"),
+                        "not allowed with And/Or",
+                    ));
                 }
                 let rules = list
                     .iter()
                     .enumerate()
                     .map(|(i, r)| Condition::parse(r, &format!("{here}/{i}"), false, diags))
                     .collect();
-                if op == "And" { Condition::And(rules) } else { Condition::Or(rules) }
+                if op == "And" {
+                    Condition::And(rules)
+                } else {
+                    Condition::Or(rules)
+                }
             }
             "Not" => Condition::Not(Box::new(Condition::parse(operand, &here, false, diags))),
             name => {
@@ -125,23 +147,35 @@ impl Condition {
                     _ => (name, false),
                 };
                 let Some(&(_, test)) = TESTS.iter().find(|(n, _)| *n == base) else {
-                    diags.push(Diagnostic::new(&here, format!("'{name}' is not a choice operator")));
+                    diags.push(Diagnostic::new(
+                        &here,
+                        format!("'{name}' is not a choice operator"),
+                    ));
                     return fallback;
                 };
                 let variable = match obj.get("Variable").and_then(Value::as_str).map(Path::parse) {
                     Some(Ok(p)) => p,
                     Some(Err(why)) => {
-                        diags.push(Diagnostic::new(&format!("{at}/Variable"), format!("invalid JSONPath: {why}")));
+                        diags.push(Diagnostic::new(
+                            &format!("{at}/Variable"),
+                            format!("invalid JSONPath: {why}"),
+                        ));
                         return fallback;
                     }
                     None => {
-                        diags.push(Diagnostic::new(&format!("{at}/Variable"), "is required and must be a path"));
+                        diags.push(Diagnostic::new(
+                            &format!("{at}/Variable"),
+                            "is required and must be a path",
+                        ));
                         return fallback;
                     }
                 };
                 let operand = if is_path {
                     if test == Test::StringMatches || is_type_test(test) {
-                        diags.push(Diagnostic::new(&here, format!("'{name}' is not a choice operator")));
+                        diags.push(Diagnostic::new(
+                            &here,
+                            format!("'{name}' is not a choice operator"),
+                        ));
                         return fallback;
                     }
                     match operand.as_str().map(Path::parse) {
@@ -174,7 +208,11 @@ impl Condition {
                     }
                     Operand::Literal(operand.clone())
                 };
-                Condition::Compare { variable, test, operand }
+                Condition::Compare {
+                    variable,
+                    test,
+                    operand,
+                }
             }
         }
     }
@@ -199,7 +237,11 @@ impl Condition {
                 Ok(false)
             }
             Condition::Not(r) => Ok(!r.eval(scope)?),
-            Condition::Compare { variable, test, operand } => {
+            Condition::Compare {
+                variable,
+                test,
+                operand,
+            } => {
                 let value = scope.select(variable);
                 if *test == Test::IsPresent {
                     let present = value.is_ok();
@@ -217,7 +259,9 @@ impl Condition {
                         Test::IsNumeric => value.is_number(),
                         Test::IsString => value.is_string(),
                         Test::IsBoolean => value.is_boolean(),
-                        _ => value.as_str().is_some_and(|s| crate::time::parse_timestamp(s).is_some()),
+                        _ => value
+                            .as_str()
+                            .is_some_and(|s| crate::time::parse_timestamp(s).is_some()),
                     };
                     return Ok(operand_bool(operand) == is);
                 }
@@ -239,7 +283,12 @@ impl Condition {
 fn is_type_test(t: Test) -> bool {
     matches!(
         t,
-        Test::IsNull | Test::IsPresent | Test::IsNumeric | Test::IsString | Test::IsBoolean | Test::IsTimestamp
+        Test::IsNull
+            | Test::IsPresent
+            | Test::IsNumeric
+            | Test::IsString
+            | Test::IsBoolean
+            | Test::IsTimestamp
     )
 }
 
@@ -253,7 +302,9 @@ fn ord_test(test: Test, ord: Ordering) -> bool {
         StringEquals | NumericEquals | TimestampEquals => ord == Ordering::Equal,
         StringLessThan | NumericLessThan | TimestampLessThan => ord == Ordering::Less,
         StringGreaterThan | NumericGreaterThan | TimestampGreaterThan => ord == Ordering::Greater,
-        StringLessThanEquals | NumericLessThanEquals | TimestampLessThanEquals => ord != Ordering::Greater,
+        StringLessThanEquals | NumericLessThanEquals | TimestampLessThanEquals => {
+            ord != Ordering::Greater
+        }
         _ => ord != Ordering::Less,
     }
 }
@@ -265,18 +316,22 @@ fn compare(test: Test, lhs: &Value, rhs: &Value) -> bool {
             (Some(s), Some(p)) => string_matches(s, p),
             _ => false,
         },
-        StringEquals | StringLessThan | StringGreaterThan | StringLessThanEquals | StringGreaterThanEquals => {
-            match (lhs.as_str(), rhs.as_str()) {
-                (Some(a), Some(b)) => ord_test(test, a.cmp(b)),
-                _ => false,
-            }
-        }
-        NumericEquals | NumericLessThan | NumericGreaterThan | NumericLessThanEquals | NumericGreaterThanEquals => {
-            match (lhs.as_f64(), rhs.as_f64()) {
-                (Some(a), Some(b)) => a.partial_cmp(&b).is_some_and(|o| ord_test(test, o)),
-                _ => false,
-            }
-        }
+        StringEquals
+        | StringLessThan
+        | StringGreaterThan
+        | StringLessThanEquals
+        | StringGreaterThanEquals => match (lhs.as_str(), rhs.as_str()) {
+            (Some(a), Some(b)) => ord_test(test, a.cmp(b)),
+            _ => false,
+        },
+        NumericEquals
+        | NumericLessThan
+        | NumericGreaterThan
+        | NumericLessThanEquals
+        | NumericGreaterThanEquals => match (lhs.as_f64(), rhs.as_f64()) {
+            (Some(a), Some(b)) => a.partial_cmp(&b).is_some_and(|o| ord_test(test, o)),
+            _ => false,
+        },
         BooleanEquals => match (lhs.as_bool(), rhs.as_bool()) {
             (Some(a), Some(b)) => a == b,
             _ => false,
@@ -327,9 +382,6 @@ pub fn string_matches(s: &str, pattern: &str) -> bool {
     p == toks.len()
 }
 
-#[allow(dead_code)]
-fn _unused(_: Map<String, Value>) {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,9 +423,19 @@ mod tests {
         yes(json!({"Variable": "$.b", "IsBoolean": true}));
         yes(json!({"Variable": "$.t", "IsTimestamp": true}));
         no(json!({"Variable": "$.s", "IsTimestamp": true}));
-        yes(json!({"And": [{"Variable": "$.n", "NumericEquals": 3}, {"Not": {"Variable": "$.b", "BooleanEquals": false}}]}));
-        yes(json!({"Or": [{"Variable": "$.n", "NumericEquals": 4}, {"Variable": "$.s", "StringEquals": "abc"}]}));
-        assert!(check(json!({"Variable": "$.missing", "StringEquals": "x"}), i.clone()).is_err());
+        yes(
+            json!({"And": [{"Variable": "$.n", "NumericEquals": 3}, {"Not": {"Variable": "$.b", "BooleanEquals": false}}]}),
+        );
+        yes(
+            json!({"Or": [{"Variable": "$.n", "NumericEquals": 4}, {"Variable": "$.s", "StringEquals": "abc"}]}),
+        );
+        assert!(
+            check(
+                json!({"Variable": "$.missing", "StringEquals": "x"}),
+                i.clone()
+            )
+            .is_err()
+        );
     }
 
     #[test]

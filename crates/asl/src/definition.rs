@@ -399,9 +399,7 @@ impl Validator {
                 self.err(at, "a state cannot have both 'Next' and 'End'");
                 Transition::End
             }
-            (Some(n), None) => {
-                Transition::Next(self.target(Some(n), &format!("{at}/Next"), names))
-            }
+            (Some(n), None) => Transition::Next(self.target(Some(n), &format!("{at}/Next"), names)),
             (None, Some(Value::Bool(true))) => Transition::End,
             (None, Some(_)) => {
                 self.err(&format!("{at}/End"), "must be true");
@@ -414,7 +412,13 @@ impl Validator {
         }
     }
 
-    fn io_path(&mut self, obj: &Map<String, Value>, key: &str, at: &str, reference: bool) -> Option<IoPath> {
+    fn io_path(
+        &mut self,
+        obj: &Map<String, Value>,
+        key: &str,
+        at: &str,
+        reference: bool,
+    ) -> Option<IoPath> {
         match obj.get(key)? {
             Value::Null => Some(None),
             Value::String(s) => match Path::parse(s) {
@@ -501,12 +505,7 @@ impl Validator {
         names
     }
 
-    fn work(
-        &mut self,
-        obj: &Map<String, Value>,
-        at: &str,
-        names: &HashMap<&str, StateId>,
-    ) -> Work {
+    fn work(&mut self, obj: &Map<String, Value>, at: &str, names: &HashMap<&str, StateId>) -> Work {
         let mut work = Work {
             parameters: self.template(obj, "Parameters", at),
             result_selector: self.template(obj, "ResultSelector", at),
@@ -537,7 +536,8 @@ impl Validator {
                     &here,
                     &mut self.diags,
                 );
-                let error_equals = self.error_list(r.get("ErrorEquals"), &format!("{here}/ErrorEquals"));
+                let error_equals =
+                    self.error_list(r.get("ErrorEquals"), &format!("{here}/ErrorEquals"));
                 if error_equals.iter().any(|e| e == "States.ALL") && i + 1 != list.len() {
                     self.err(
                         &format!("{here}/ErrorEquals"),
@@ -573,7 +573,10 @@ impl Validator {
                     Some(Value::String(s)) if s == "FULL" => true,
                     Some(Value::String(s)) if s == "NONE" => false,
                     Some(_) => {
-                        self.err(&format!("{here}/JitterStrategy"), "must be \"FULL\" or \"NONE\"");
+                        self.err(
+                            &format!("{here}/JitterStrategy"),
+                            "must be \"FULL\" or \"NONE\"",
+                        );
                         false
                     }
                 };
@@ -598,8 +601,14 @@ impl Validator {
                     self.err(&here, "must be an object");
                     continue;
                 };
-                check_fields(c, &["ErrorEquals", "Next", "ResultPath", "Assign"], &here, &mut self.diags);
-                let error_equals = self.error_list(c.get("ErrorEquals"), &format!("{here}/ErrorEquals"));
+                check_fields(
+                    c,
+                    &["ErrorEquals", "Next", "ResultPath", "Assign"],
+                    &here,
+                    &mut self.diags,
+                );
+                let error_equals =
+                    self.error_list(c.get("ErrorEquals"), &format!("{here}/ErrorEquals"));
                 if error_equals.iter().any(|e| e == "States.ALL") && i + 1 != list.len() {
                     self.err(
                         &format!("{here}/ErrorEquals"),
@@ -674,7 +683,13 @@ impl Validator {
         };
         const IO: &[&str] = &["InputPath", "OutputPath", "Assign"];
         const FLOW: &[&str] = &["Next", "End"];
-        const WORK: &[&str] = &["Parameters", "ResultSelector", "ResultPath", "Retry", "Catch"];
+        const WORK: &[&str] = &[
+            "Parameters",
+            "ResultSelector",
+            "ResultPath",
+            "Retry",
+            "Catch",
+        ];
         let allowed: Vec<&str> = match ty {
             "Pass" => [IO, FLOW, &["Result", "ResultPath", "Parameters"]].concat(),
             "Task" => [
@@ -692,7 +707,12 @@ impl Validator {
             ]
             .concat(),
             "Choice" => [IO, &["Choices", "Default"]].concat(),
-            "Wait" => [IO, FLOW, &["Seconds", "SecondsPath", "Timestamp", "TimestampPath"]].concat(),
+            "Wait" => [
+                IO,
+                FLOW,
+                &["Seconds", "SecondsPath", "Timestamp", "TimestampPath"],
+            ]
+            .concat(),
             "Succeed" => IO.to_vec(),
             "Fail" => vec!["Error", "ErrorPath", "Cause", "CausePath"],
             "Parallel" => [IO, FLOW, WORK, &["Branches"]].concat(),
@@ -719,7 +739,10 @@ impl Validator {
             ]
             .concat(),
             other => {
-                self.err(&format!("{at}/Type"), format!("'{other}' is not a state type"));
+                self.err(
+                    &format!("{at}/Type"),
+                    format!("'{other}' is not a state type"),
+                );
                 return placeholder;
             }
         };
@@ -744,7 +767,10 @@ impl Validator {
                 let resource = match obj.get("Resource") {
                     Some(Value::String(s)) => s.clone(),
                     _ => {
-                        self.err(&format!("{at}/Resource"), "is required and must be a string");
+                        self.err(
+                            &format!("{at}/Resource"),
+                            "is required and must be a string",
+                        );
                         String::new()
                     }
                 };
@@ -885,7 +911,12 @@ impl Validator {
                 let mut distributed = false;
                 let processor = match proc.as_object() {
                     Some(p) => {
-                        check_fields(p, &["StartAt", "States", "ProcessorConfig"], &here, &mut self.diags);
+                        check_fields(
+                            p,
+                            &["StartAt", "States", "ProcessorConfig"],
+                            &here,
+                            &mut self.diags,
+                        );
                         if let Some(cfg) = p.get("ProcessorConfig") {
                             match cfg.get("Mode").and_then(Value::as_str) {
                                 None | Some("INLINE") => {}
@@ -904,13 +935,22 @@ impl Validator {
                     }
                 };
                 if obj.contains_key("ItemReader") {
-                    self.err(&format!("{at}/ItemReader"), "ItemReader is not supported yet");
+                    self.err(
+                        &format!("{at}/ItemReader"),
+                        "ItemReader is not supported yet",
+                    );
                 }
                 if obj.contains_key("ResultWriter") {
-                    self.err(&format!("{at}/ResultWriter"), "ResultWriter is not supported yet");
+                    self.err(
+                        &format!("{at}/ResultWriter"),
+                        "ResultWriter is not supported yet",
+                    );
                 }
                 if obj.contains_key("ItemBatcher") {
-                    self.err(&format!("{at}/ItemBatcher"), "ItemBatcher is not supported yet");
+                    self.err(
+                        &format!("{at}/ItemBatcher"),
+                        "ItemBatcher is not supported yet",
+                    );
                 }
                 let item_selector = match (obj.get("ItemSelector"), obj.get("Parameters")) {
                     (Some(_), Some(_)) => {
@@ -996,7 +1036,10 @@ mod tests {
         for w in want {
             assert!(got.iter().any(|g| g == w), "missing {w:?} in {got:#?}");
         }
-        assert!(got.iter().any(|g| g.starts_with("/States/H/Parameters/a.$:")));
+        assert!(
+            got.iter()
+                .any(|g| g.starts_with("/States/H/Parameters/a.$:"))
+        );
     }
 
     #[test]
@@ -1011,7 +1054,10 @@ mod tests {
             "StartAt": "A",
             "States": {"A": {"Type": "Pass", "QueryLanguage": "JSONata", "End": true}}
         }));
-        assert_eq!(got, ["/States/A/QueryLanguage: JSONata is not supported yet"]);
+        assert_eq!(
+            got,
+            ["/States/A/QueryLanguage: JSONata is not supported yet"]
+        );
     }
 
     #[test]
@@ -1039,7 +1085,10 @@ mod tests {
         assert_eq!(m.start, StateId(1));
         assert!(matches!(
             m.states[1].kind,
-            Kind::Pass { next: Transition::Next(StateId(0)), .. }
+            Kind::Pass {
+                next: Transition::Next(StateId(0)),
+                ..
+            }
         ));
     }
 }

@@ -151,10 +151,16 @@ pub enum Input {
         cause: Option<String>,
     },
     /// The task ran out of time (as the caller saw it).
-    TaskTimedOut { task: TaskId },
+    TaskTimedOut {
+        task: TaskId,
+    },
     /// `SendTaskHeartbeat`.
-    TaskHeartbeat { task: TaskId },
-    TimerFired { timer: TimerId },
+    TaskHeartbeat {
+        task: TaskId,
+    },
+    TimerFired {
+        timer: TimerId,
+    },
     /// `StopExecution`.
     Stop {
         error: Option<String>,
@@ -166,8 +172,13 @@ pub enum Input {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Status {
     Running,
-    Succeeded { output: Value },
-    Failed { error: Option<String>, cause: Option<String> },
+    Succeeded {
+        output: Value,
+    },
+    Failed {
+        error: Option<String>,
+        cause: Option<String>,
+    },
     TimedOut,
     Aborted,
 }
@@ -346,9 +357,17 @@ fn io_details(key: &str, v: &Value) -> Vec<(&'static str, Value)> {
 
 fn missing_message(path: &Path, m: &Missing) -> String {
     if m.no_results {
-        format!("Invalid path '{}' : No results for path: {}", path.as_str(), m.at)
+        format!(
+            "Invalid path '{}' : No results for path: {}",
+            path.as_str(),
+            m.at
+        )
     } else {
-        format!("Invalid path '{}' : Missing property in path {}", path.as_str(), m.at)
+        format!(
+            "Invalid path '{}' : Missing property in path {}",
+            path.as_str(),
+            m.at
+        )
     }
 }
 
@@ -426,7 +445,13 @@ impl Execution {
         let mut cursor = Cursor::after(0);
         let mut d = io_details("input", &input);
         d.push(("roleArn", Value::from(exe.info.role_arn.clone())));
-        exe.event(&mut cursor, false, EventType::ExecutionStarted, Some(details(d)), false);
+        exe.event(
+            &mut cursor,
+            false,
+            EventType::ExecutionStarted,
+            Some(details(d)),
+            false,
+        );
         if payload_too_big(&input) {
             exe.finish_execution(Status::Failed {
                 error: Some(errors::DATA_LIMIT_EXCEEDED.into()),
@@ -496,7 +521,13 @@ impl Execution {
                     d.push(("cause", Value::from(c.clone())));
                 }
                 let mut cursor = self.last_cursor();
-                self.event(&mut cursor, false, EventType::ExecutionAborted, Some(details(d)), true);
+                self.event(
+                    &mut cursor,
+                    false,
+                    EventType::ExecutionAborted,
+                    Some(details(d)),
+                    true,
+                );
                 self.finish_execution(Status::Aborted);
             }
         }
@@ -638,7 +669,10 @@ impl Execution {
         let fr = self.frame(f);
         let mut state = Map::new();
         state.insert("Name".into(), Value::from(state_name));
-        state.insert("EnteredTime".into(), Value::from(time::format_millis(entered)));
+        state.insert(
+            "EnteredTime".into(),
+            Value::from(time::format_millis(entered)),
+        );
         if let Some(r) = retry {
             state.insert("RetryCount".into(), Value::from(r));
         }
@@ -715,7 +749,13 @@ impl Execution {
         match &status {
             Status::Succeeded { output } => {
                 let d = io_details("output", output);
-                self.event(&mut cursor, false, EventType::ExecutionSucceeded, Some(details(d)), true);
+                self.event(
+                    &mut cursor,
+                    false,
+                    EventType::ExecutionSucceeded,
+                    Some(details(d)),
+                    true,
+                );
                 self.actions.push(Action::Succeed {
                     output: output.clone(),
                 });
@@ -728,7 +768,13 @@ impl Execution {
                 if let Some(c) = cause {
                     d.push(("cause", Value::from(c.clone())));
                 }
-                self.event(&mut cursor, false, EventType::ExecutionFailed, Some(details(d)), true);
+                self.event(
+                    &mut cursor,
+                    false,
+                    EventType::ExecutionFailed,
+                    Some(details(d)),
+                    true,
+                );
                 self.actions.push(Action::Fail {
                     error: error.clone(),
                     cause: cause.clone(),
@@ -736,7 +782,13 @@ impl Execution {
             }
             Status::TimedOut => {
                 let d = vec![("error", Value::from(errors::TIMEOUT))];
-                self.event(&mut cursor, false, EventType::ExecutionTimedOut, Some(details(d)), true);
+                self.event(
+                    &mut cursor,
+                    false,
+                    EventType::ExecutionTimedOut,
+                    Some(details(d)),
+                    true,
+                );
                 self.actions.push(Action::TimedOut);
             }
             Status::Aborted => self.actions.push(Action::Aborted),
@@ -759,7 +811,11 @@ impl Execution {
         }
         let (name, entered) = match &self.frame(f).step {
             Step::Running(r) => (
-                self.def.0.state(self.frame(f).machine, r.state).name.clone(),
+                self.def
+                    .0
+                    .state(self.frame(f).machine, r.state)
+                    .name
+                    .clone(),
                 r.entered_event,
             ),
             _ => return failure,
@@ -780,18 +836,32 @@ impl Execution {
         self.queue.push_front(Queued::Step(f));
     }
 
-    fn select_io(&self, path: &IoPath, value: &Value, ctx: &Value, f: FrameId) -> Result<Value, Failure> {
+    fn select_io(
+        &self,
+        path: &IoPath,
+        value: &Value,
+        ctx: &Value,
+        f: FrameId,
+    ) -> Result<Value, Failure> {
         match path {
             None => Ok(json!({})),
             Some(p) => {
                 let mut rng = self.rng.clone();
                 let scope = Scope::new(value, ctx, Some(&self.frame(f).vars), &mut rng);
-                scope.select(p).map_err(|m| Failure::runtime(missing_message(p, &m)))
+                scope
+                    .select(p)
+                    .map_err(|m| Failure::runtime(missing_message(p, &m)))
             }
         }
     }
 
-    fn eval_template(&mut self, f: FrameId, t: &Template, data: &Value, ctx: &Value) -> Result<Value, Failure> {
+    fn eval_template(
+        &mut self,
+        f: FrameId,
+        t: &Template,
+        data: &Value,
+        ctx: &Value,
+    ) -> Result<Value, Failure> {
         let vars = std::mem::take(&mut self.frame_mut(f).vars);
         let result = {
             let mut scope = Scope::new(data, ctx, Some(&vars), &mut self.rng);
@@ -801,7 +871,13 @@ impl Execution {
         result
     }
 
-    fn assign(&mut self, f: FrameId, assign: &Option<Template>, data: &Value, ctx: &Value) -> Result<Option<Value>, Failure> {
+    fn assign(
+        &mut self,
+        f: FrameId,
+        assign: &Option<Template>,
+        data: &Value,
+        ctx: &Value,
+    ) -> Result<Option<Value>, Failure> {
         let Some(t) = assign else { return Ok(None) };
         let value = self.eval_template(f, t, data, ctx)?;
         if let Value::Object(obj) = &value {
@@ -831,13 +907,22 @@ impl Execution {
             entered_time: now,
             retry_counts: Vec::new(),
             retry_total: 0,
-            wait: Waiting::Retry { timer: TimerId(u64::MAX) },
+            wait: Waiting::Retry {
+                timer: TimerId(u64::MAX),
+            },
         }));
         if payload_too_big(&input) {
-            let failure = Failure::new(errors::DATA_LIMIT_EXCEEDED, format!("The state '{}' input exceeds the maximum size.", state.name));
+            let failure = Failure::new(
+                errors::DATA_LIMIT_EXCEEDED,
+                format!("The state '{}' input exceeds the maximum size.", state.name),
+            );
             return self.fail_frame(f, failure);
         }
-        let retry = matches!(state.kind, Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_)).then_some(0);
+        let retry = matches!(
+            state.kind,
+            Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_)
+        )
+        .then_some(0);
         let ctx = self.context(f, &state.name, now, retry);
         let effective = match self.select_io(&state.input_path, &input, &ctx, f) {
             Ok(v) => v,
@@ -902,10 +987,15 @@ impl Execution {
                     if let Some(a) = self.assign(f, &rule_assign, &effective, &ctx)? {
                         assigned = Some(a);
                     }
-                    Ok((self.select_io(&state.output_path, &effective, &ctx, f)?, assigned))
+                    Ok((
+                        self.select_io(&state.output_path, &effective, &ctx, f)?,
+                        assigned,
+                    ))
                 })();
                 match outcome {
-                    Ok((out, assigned)) => self.exit_state(f, sid, out, Transition::Next(next), assigned),
+                    Ok((out, assigned)) => {
+                        self.exit_state(f, sid, out, Transition::Next(next), assigned)
+                    }
                     Err(e) => self.fail_frame(f, e),
                 }
             }
@@ -913,34 +1003,38 @@ impl Execution {
                 let at = match wait {
                     WaitFor::Seconds(s) => Ok(now + *s as i64 * 1000),
                     WaitFor::Timestamp(t) => Ok(time::parse_timestamp(t).unwrap_or(now)),
-                    WaitFor::SecondsPath(p) => match self.select_io(&Some(p.clone()), &effective, &ctx, f) {
-                        Err(_) => Err(Failure::runtime(format!(
-                            "The SecondsPath parameter does not reference an input value: {}",
-                            p.as_str()
-                        ))),
-                        Ok(v) => match v.as_i64() {
-                            Some(s) if s >= 0 => Ok(now + s * 1000),
-                            _ => Err(Failure::runtime(format!(
-                                "The SecondsPath parameter cannot be parsed as a long value: {} == {}",
-                                p.as_str(),
-                                v
+                    WaitFor::SecondsPath(p) => {
+                        match self.select_io(&Some(p.clone()), &effective, &ctx, f) {
+                            Err(_) => Err(Failure::runtime(format!(
+                                "The SecondsPath parameter does not reference an input value: {}",
+                                p.as_str()
                             ))),
-                        },
-                    },
-                    WaitFor::TimestampPath(p) => match self.select_io(&Some(p.clone()), &effective, &ctx, f) {
-                        Err(_) => Err(Failure::runtime(format!(
-                            "The TimestampPath parameter does not reference an input value: {}",
-                            p.as_str()
-                        ))),
-                        Ok(v) => match v.as_str().and_then(time::parse_timestamp) {
-                            Some(t) => Ok(t),
-                            None => Err(Failure::runtime(format!(
-                                "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {} == {}",
-                                p.as_str(),
-                                v
+                            Ok(v) => match v.as_i64() {
+                                Some(s) if s >= 0 => Ok(now + s * 1000),
+                                _ => Err(Failure::runtime(format!(
+                                    "The SecondsPath parameter cannot be parsed as a long value: {} == {}",
+                                    p.as_str(),
+                                    v
+                                ))),
+                            },
+                        }
+                    }
+                    WaitFor::TimestampPath(p) => {
+                        match self.select_io(&Some(p.clone()), &effective, &ctx, f) {
+                            Err(_) => Err(Failure::runtime(format!(
+                                "The TimestampPath parameter does not reference an input value: {}",
+                                p.as_str()
                             ))),
-                        },
-                    },
+                            Ok(v) => match v.as_str().and_then(time::parse_timestamp) {
+                                Some(t) => Ok(t),
+                                None => Err(Failure::runtime(format!(
+                                    "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {} == {}",
+                                    p.as_str(),
+                                    v
+                                ))),
+                            },
+                        }
+                    }
                 };
                 match at {
                     Ok(at) => {
@@ -960,7 +1054,9 @@ impl Execution {
                 Err(e) => self.fail_frame(f, e),
             },
             Kind::Fail { error, cause } => {
-                let mut eval_text = |t: &Option<Text>, field: &str| -> Result<Option<String>, Failure> {
+                let mut eval_text = |t: &Option<Text>,
+                                     field: &str|
+                 -> Result<Option<String>, Failure> {
                     match t {
                         None => Ok(None),
                         Some(Text::Literal(s)) => Ok(Some(s.clone())),
@@ -1012,23 +1108,44 @@ impl Execution {
     }
 
     /// Leaves a state: the Exited event, then the transition.
-    fn exit_state(&mut self, f: FrameId, sid: StateId, output: Value, next: Transition, assigned: Option<Value>) {
+    fn exit_state(
+        &mut self,
+        f: FrameId,
+        sid: StateId,
+        output: Value,
+        next: Transition,
+        assigned: Option<Value>,
+    ) {
         let def = self.def.0.clone();
         let state = def.state(self.frame(f).machine, sid);
         if payload_too_big(&output) {
-            let failure = Failure::new(errors::DATA_LIMIT_EXCEEDED, format!("The state '{}' output exceeds the maximum size.", state.name));
+            let failure = Failure::new(
+                errors::DATA_LIMIT_EXCEEDED,
+                format!(
+                    "The state '{}' output exceeds the maximum size.",
+                    state.name
+                ),
+            );
             return self.fail_frame(f, failure);
         }
         let mut d = vec![("name", Value::from(state.name.clone()))];
-        if let Some(Value::Object(vars)) = assigned.filter(|a| a.as_object().is_some_and(|o| !o.is_empty())) {
-            let shown: Map<String, Value> = vars.iter().map(|(k, v)| (k.clone(), Value::from(text(v)))).collect();
+        if let Some(Value::Object(vars)) =
+            assigned.filter(|a| a.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            let shown: Map<String, Value> = vars
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(text(v))))
+                .collect();
             d.push(("assignedVariables", Value::Object(shown)));
             d.push(("assignedVariablesDetails", json!({"truncated": false})));
         }
         d.extend(io_details("output", &output));
         self.frame_event(f, exited_type(&state.kind), Some(details(d)), true);
         self.frame_mut(f).step = match next {
-            Transition::Next(n) => Step::Ready { state: n, input: output },
+            Transition::Next(n) => Step::Ready {
+                state: n,
+                input: output,
+            },
             Transition::End => Step::Done(output),
         };
     }
@@ -1087,7 +1204,11 @@ impl Execution {
             }
         };
         let error = failure.error_name().to_owned();
-        if let Some(i) = work.retry.iter().position(|r| error_matches(&r.error_equals, &error)) {
+        if let Some(i) = work
+            .retry
+            .iter()
+            .position(|r| error_matches(&r.error_equals, &error))
+        {
             let retrier = &work.retry[i];
             let count = {
                 let r = self.running_mut(f);
@@ -1116,7 +1237,11 @@ impl Execution {
             }
             _ => {}
         }
-        if let Some(c) = work.catch.iter().find(|c| error_matches(&c.error_equals, &error)) {
+        if let Some(c) = work
+            .catch
+            .iter()
+            .find(|c| error_matches(&c.error_equals, &error))
+        {
             let err_out = json!({
                 "Error": failure.error.clone().unwrap_or_default(),
                 "Cause": failure.cause.clone().unwrap_or_default(),
@@ -1128,10 +1253,15 @@ impl Execution {
             let ctx = self.context(f, &state.name, entered, None);
             let outcome = (|| {
                 let assigned = self.assign(f, &c.assign, &err_out, &ctx)?;
-                Ok((apply_result_path(&c.result_path, &input, err_out)?, assigned))
+                Ok((
+                    apply_result_path(&c.result_path, &input, err_out)?,
+                    assigned,
+                ))
             })();
             match outcome {
-                Ok((out, assigned)) => self.exit_state(f, sid, out, Transition::Next(c.next), assigned),
+                Ok((out, assigned)) => {
+                    self.exit_state(f, sid, out, Transition::Next(c.next), assigned)
+                }
                 Err(e) => self.frame_mut(f).step = Step::Failed(e),
             }
         } else {
@@ -1145,7 +1275,13 @@ impl Execution {
     fn schedule_task(&mut self, f: FrameId, effective: Value) {
         let def = self.def.0.clone();
         let (sid, input, entered_event, entered_time, retry_total) = match &self.frame(f).step {
-            Step::Running(r) => (r.state, r.input.clone(), r.entered_event, r.entered_time, r.retry_total),
+            Step::Running(r) => (
+                r.state,
+                r.input.clone(),
+                r.entered_event,
+                r.entered_time,
+                r.retry_total,
+            ),
             _ => return,
         };
         let state = def.state(self.frame(f).machine, sid);
@@ -1173,10 +1309,12 @@ impl Execution {
                 Some(Count::Literal(n)) => Ok(Some(*n as u64)),
                 Some(Count::Path(p)) => {
                     let v = this.select_io(&Some(p.clone()), &input, &ctx, f)?;
-                    v.as_u64()
-                        .filter(|n| *n > 0)
-                        .map(Some)
-                        .ok_or_else(|| Failure::runtime(format!("The value of {} must be a positive integer: {v}", p.as_str())))
+                    v.as_u64().filter(|n| *n > 0).map(Some).ok_or_else(|| {
+                        Failure::runtime(format!(
+                            "The value of {} must be a positive integer: {v}",
+                            p.as_str()
+                        ))
+                    })
                 }
             }
         };
@@ -1195,7 +1333,12 @@ impl Execution {
                 if let Some(h) = heartbeat_s {
                     d.push(("heartbeatInSeconds", Value::from(h)));
                 }
-                self.frame_event(f, EventType::LambdaFunctionScheduled, Some(details(d)), true);
+                self.frame_event(
+                    f,
+                    EventType::LambdaFunctionScheduled,
+                    Some(details(d)),
+                    true,
+                );
                 self.frame_event(f, EventType::LambdaFunctionStarted, None, true);
             }
             _ => {
@@ -1213,7 +1356,10 @@ impl Execution {
                     d.push(("heartbeatInSeconds", Value::from(h)));
                 }
                 self.frame_event(f, EventType::TaskScheduled, Some(details(d)), true);
-                let d = vec![("resourceType", Value::from(rtype)), ("resource", Value::from(rname))];
+                let d = vec![
+                    ("resourceType", Value::from(rtype)),
+                    ("resource", Value::from(rname)),
+                ];
                 self.frame_event(f, EventType::TaskStarted, Some(details(d)), true);
             }
         }
@@ -1221,10 +1367,21 @@ impl Execution {
         self.next_task += 1;
         self.tasks.insert(task, f);
         let now = self.now;
-        let timeout_timer = timeout_s.map(|t| self.start_timer(f, TimerKind::TaskTimeout, now + t as i64 * 1000));
-        let heartbeat_timer = heartbeat_s.map(|h| (self.start_timer(f, TimerKind::Heartbeat, now + h as i64 * 1000), h));
-        let key = format!("{}#{}#{}", self.info.execution_arn, entered_event, retry_total);
-        let token = resource.ends_with(".waitForTaskToken").then(|| format!("{key}#token"));
+        let timeout_timer =
+            timeout_s.map(|t| self.start_timer(f, TimerKind::TaskTimeout, now + t as i64 * 1000));
+        let heartbeat_timer = heartbeat_s.map(|h| {
+            (
+                self.start_timer(f, TimerKind::Heartbeat, now + h as i64 * 1000),
+                h,
+            )
+        });
+        let key = format!(
+            "{}#{}#{}",
+            self.info.execution_arn, entered_event, retry_total
+        );
+        let token = resource
+            .ends_with(".waitForTaskToken")
+            .then(|| format!("{key}#token"));
         self.actions.push(Action::Invoke(Invocation {
             task,
             state_name: state.name.clone(),
@@ -1249,7 +1406,9 @@ impl Execution {
     fn take_task(&mut self, task: TaskId) -> Option<FrameId> {
         let f = self.tasks.remove(&task)?;
         if let Step::Running(r) = &self.frame(f).step
-            && let Waiting::Task { timeout, heartbeat, .. } = r.wait.clone()
+            && let Waiting::Task {
+                timeout, heartbeat, ..
+            } = r.wait.clone()
         {
             if let Some(t) = timeout {
                 self.cancel_timer(t);
@@ -1262,7 +1421,9 @@ impl Execution {
     }
 
     fn task_resource(&self, f: FrameId) -> Option<(String, ResourceKind)> {
-        let Step::Running(r) = &self.frame(f).step else { return None };
+        let Step::Running(r) = &self.frame(f).step else {
+            return None;
+        };
         match &self.def.0.state(self.frame(f).machine, r.state).kind {
             Kind::Task { resource, .. } => Some((resource.clone(), ResourceKind::of(resource))),
             _ => None,
@@ -1270,8 +1431,12 @@ impl Execution {
     }
 
     fn task_succeeded(&mut self, task: TaskId, output: Value) {
-        let Some(f) = self.take_task(task) else { return };
-        let Some((resource, kind)) = self.task_resource(f) else { return };
+        let Some(f) = self.take_task(task) else {
+            return;
+        };
+        let Some((resource, kind)) = self.task_resource(f) else {
+            return;
+        };
         if payload_too_big(&output) {
             let who = match &kind {
                 ResourceKind::Service { service, .. } => service.clone(),
@@ -1279,18 +1444,28 @@ impl Execution {
             };
             let failure = Failure::new(
                 errors::DATA_LIMIT_EXCEEDED,
-                format!("The state/task '{who}' returned a result with a size exceeding the maximum number of bytes service limit."),
+                format!(
+                    "The state/task '{who}' returned a result with a size exceeding the maximum number of bytes service limit."
+                ),
             );
             return self.record_task_failure(f, &resource, &kind, failure, false);
         }
         match &kind {
             ResourceKind::LambdaFunction => {
                 let d = io_details("output", &output);
-                self.frame_event(f, EventType::LambdaFunctionSucceeded, Some(details(d)), true);
+                self.frame_event(
+                    f,
+                    EventType::LambdaFunctionSucceeded,
+                    Some(details(d)),
+                    true,
+                );
             }
             _ => {
                 let (rtype, rname) = kind.type_and_name(&resource);
-                let mut d = vec![("resourceType", Value::from(rtype)), ("resource", Value::from(rname))];
+                let mut d = vec![
+                    ("resourceType", Value::from(rtype)),
+                    ("resource", Value::from(rname)),
+                ];
                 d.extend(io_details("output", &output));
                 self.frame_event(f, EventType::TaskSucceeded, Some(details(d)), true);
             }
@@ -1299,12 +1474,23 @@ impl Execution {
     }
 
     fn task_failed(&mut self, task: TaskId, failure: Failure, timed_out: bool) {
-        let Some(f) = self.take_task(task) else { return };
-        let Some((resource, kind)) = self.task_resource(f) else { return };
+        let Some(f) = self.take_task(task) else {
+            return;
+        };
+        let Some((resource, kind)) = self.task_resource(f) else {
+            return;
+        };
         self.record_task_failure(f, &resource, &kind, failure, timed_out);
     }
 
-    fn record_task_failure(&mut self, f: FrameId, resource: &str, kind: &ResourceKind, failure: Failure, timed_out: bool) {
+    fn record_task_failure(
+        &mut self,
+        f: FrameId,
+        resource: &str,
+        kind: &ResourceKind,
+        failure: Failure,
+        timed_out: bool,
+    ) {
         let mut d = Vec::new();
         if let Some(e) = &failure.error {
             d.push(("error", Value::from(e.clone())));
@@ -1328,10 +1514,14 @@ impl Execution {
     }
 
     fn heartbeat(&mut self, task: TaskId) {
-        let Some(&f) = self.tasks.get(&task) else { return };
+        let Some(&f) = self.tasks.get(&task) else {
+            return;
+        };
         let old = match &self.frame(f).step {
             Step::Running(r) => match &r.wait {
-                Waiting::Task { heartbeat: Some(h), .. } => *h,
+                Waiting::Task {
+                    heartbeat: Some(h), ..
+                } => *h,
                 _ => return,
             },
             _ => return,
@@ -1345,7 +1535,9 @@ impl Execution {
     }
 
     fn timer_fired(&mut self, timer: TimerId) {
-        let Some((frame, kind)) = self.timers.remove(&timer) else { return };
+        let Some((frame, kind)) = self.timers.remove(&timer) else {
+            return;
+        };
         let Some(f) = frame else {
             // The execution's own timeout.
             self.finish_execution(Status::TimedOut);
@@ -1384,12 +1576,17 @@ impl Execution {
                     _ => return,
                 };
                 let state = def.state(self.frame(f).machine, sid);
-                let Kind::Wait { next, .. } = &state.kind else { return };
+                let Kind::Wait { next, .. } = &state.kind else {
+                    return;
+                };
                 let ctx = self.context(f, &state.name, entered, Some(retry).filter(|_| false));
                 let outcome = (|| {
                     let effective = self.select_io(&state.input_path, &input, &ctx, f)?;
                     let assigned = self.assign(f, &state.assign, &effective, &ctx)?;
-                    Ok((self.select_io(&state.output_path, &effective, &ctx, f)?, assigned))
+                    Ok((
+                        self.select_io(&state.output_path, &effective, &ctx, f)?,
+                        assigned,
+                    ))
                 })();
                 match outcome {
                     Ok((out, assigned)) => self.exit_state(f, sid, out, *next, assigned),
@@ -1521,14 +1718,22 @@ impl Execution {
                 }
             }
             let _ = children;
-            if failed.is_some() { Some(true) } else if *pending == 0 { Some(false) } else { None }
+            if failed.is_some() {
+                Some(true)
+            } else if *pending == 0 {
+                Some(false)
+            } else {
+                None
+            }
         };
         match done {
             None => {}
             Some(true) => {
                 // Stop the other branches, then fail the state.
                 let (children, failure) = match &mut self.running_mut(p).wait {
-                    Waiting::Parallel { children, failed, .. } => (std::mem::take(children), failed.take()),
+                    Waiting::Parallel {
+                        children, failed, ..
+                    } => (std::mem::take(children), failed.take()),
                     _ => return,
                 };
                 for c in children {
@@ -1542,7 +1747,8 @@ impl Execution {
                     Waiting::Parallel { results, .. } => std::mem::take(results),
                     _ => return,
                 };
-                let out = Value::Array(results.into_iter().map(Option::unwrap_or_default).collect());
+                let out =
+                    Value::Array(results.into_iter().map(Option::unwrap_or_default).collect());
                 self.frame_event(p, EventType::ParallelStateSucceeded, None, false);
                 self.finish_work(p, out);
             }
@@ -1552,11 +1758,18 @@ impl Execution {
     /// Stops a branch or an iteration that is still running (and everything
     /// below it), integrating its numbering into `into`.
     fn abort_frame(&mut self, f: FrameId, into: Option<FrameId>) {
-        let Some(fr) = self.frames.get(f).and_then(Option::as_ref) else { return };
+        let Some(fr) = self.frames.get(f).and_then(Option::as_ref) else {
+            return;
+        };
         let step = fr.step.clone();
         if let Step::Running(r) = step {
             match r.wait {
-                Waiting::Task { task, timeout, heartbeat, .. } => {
+                Waiting::Task {
+                    task,
+                    timeout,
+                    heartbeat,
+                    ..
+                } => {
                     self.tasks.remove(&task);
                     self.actions.push(Action::CancelTask { task });
                     if let Some(t) = timeout {
@@ -1595,13 +1808,21 @@ impl Execution {
     // ---- Map -------------------------------------------------------------------
 
     fn start_map(&mut self, f: FrameId, m: &MapState, effective: Value, ctx: &Value) {
-        let count = |this: &Self, c: &Option<Count>, field: &str, float: bool| -> Result<Option<f64>, Failure> {
+        let count = |this: &Self,
+                     c: &Option<Count>,
+                     field: &str,
+                     float: bool|
+         -> Result<Option<f64>, Failure> {
             match c {
                 None => Ok(None),
                 Some(Count::Literal(n)) => Ok(Some(*n)),
                 Some(Count::Path(p)) => {
                     let v = this.select_io(&Some(p.clone()), &effective, ctx, f)?;
-                    let n = if float { v.as_f64() } else { v.as_i64().map(|i| i as f64) };
+                    let n = if float {
+                        v.as_f64()
+                    } else {
+                        v.as_i64().map(|i| i as f64)
+                    };
                     n.map(Some).ok_or_else(|| {
                         let shown = match &v {
                             Value::String(s) => s.clone(),
@@ -1641,19 +1862,32 @@ impl Execution {
         };
         let d = vec![("length", Value::from(items.len()))];
         self.frame_event(f, EventType::MapStateStarted, Some(details(d)), true);
-        let tolerated_count = match count(self, &m.tolerated_failure_count, "ToleratedFailureCount", false) {
-            Ok(Some(n)) if n < 0.0 => Err(Failure::runtime("ToleratedFailureCount cannot be negative.")),
+        let tolerated_count = match count(
+            self,
+            &m.tolerated_failure_count,
+            "ToleratedFailureCount",
+            false,
+        ) {
+            Ok(Some(n)) if n < 0.0 => Err(Failure::runtime(
+                "ToleratedFailureCount cannot be negative.",
+            )),
             Ok(n) => Ok(n.map(|n| n as u64)),
             Err(e) => Err(e),
         };
-        let tolerated_percentage = match count(self, &m.tolerated_failure_percentage, "ToleratedFailurePercentage", true) {
-            Ok(Some(n)) if !(0.0..=100.0).contains(&n) => {
-                Err(Failure::runtime("ToleratedFailurePercentage must be between 0 and 100."))
-            }
+        let tolerated_percentage = match count(
+            self,
+            &m.tolerated_failure_percentage,
+            "ToleratedFailurePercentage",
+            true,
+        ) {
+            Ok(Some(n)) if !(0.0..=100.0).contains(&n) => Err(Failure::runtime(
+                "ToleratedFailurePercentage must be between 0 and 100.",
+            )),
             Ok(n) => Ok(n),
             Err(e) => Err(e),
         };
-        let (tolerated_count, tolerated_percentage) = match (tolerated_count, tolerated_percentage) {
+        let (tolerated_count, tolerated_percentage) = match (tolerated_count, tolerated_percentage)
+        {
             (Ok(c), Ok(p)) => (c, p),
             (Err(e), _) | (_, Err(e)) => return self.fail_frame(f, e),
         };
@@ -1664,7 +1898,9 @@ impl Execution {
                 "mapRunArn",
                 Value::from(format!(
                     "{}/{}:{}",
-                    self.info.state_machine_arn.replacen(":stateMachine:", ":mapRun:", 1),
+                    self.info
+                        .state_machine_arn
+                        .replacen(":stateMachine:", ":mapRun:", 1),
                     label,
                     run_id
                 )),
@@ -1672,7 +1908,11 @@ impl Execution {
             self.frame_event(f, EventType::MapRunStarted, Some(details(d)), true);
         }
         let n = items.len();
-        let workers = if max_concurrency == 0 { n } else { max_concurrency.min(n) };
+        let workers = if max_concurrency == 0 {
+            n
+        } else {
+            max_concurrency.min(n)
+        };
         let source = self.frame(f).cursor.source;
         let run = MapRun {
             input: effective,
@@ -1697,7 +1937,8 @@ impl Execution {
             return self.map_done(f);
         }
         for w in (0..workers).rev() {
-            self.queue.push_front(Queued::StartJob { map: f, worker: w });
+            self.queue
+                .push_front(Queued::StartJob { map: f, worker: w });
         }
     }
 
@@ -1722,10 +1963,13 @@ impl Execution {
         let item = run.items[index].clone();
         let map_input = run.input.clone();
         let cursor = Cursor::after(run.workers[worker].cursor.source);
-        let (machine, sid) = (self.frame(map).machine, match &self.frame(map).step {
-            Step::Running(r) => r.state,
-            _ => return,
-        });
+        let (machine, sid) = (
+            self.frame(map).machine,
+            match &self.frame(map).step {
+                Step::Running(r) => r.state,
+                _ => return,
+            },
+        );
         let state = def.state(machine, sid);
         let Kind::Map(m) = &state.kind else { return };
         let (silent, vars) = {
@@ -1746,7 +1990,10 @@ impl Execution {
         if let Some(run) = self.map_run(map) {
             run.workers[worker].job = Some(job);
         }
-        let d = vec![("index", Value::from(index)), ("name", Value::from(state.name.clone()))];
+        let d = vec![
+            ("index", Value::from(index)),
+            ("name", Value::from(state.name.clone())),
+        ];
         self.frame_event(job, EventType::MapIterationStarted, Some(details(d)), true);
         let input = match &m.item_selector {
             None => Ok(item),
@@ -1770,7 +2017,9 @@ impl Execution {
 
     fn job_finished(&mut self, map: FrameId, job: Frame, outcome: Result<Value, Failure>) {
         let def = self.def.0.clone();
-        let Step::Running(r) = &self.frame(map).step else { return };
+        let Step::Running(r) = &self.frame(map).step else {
+            return;
+        };
         let state = def.state(self.frame(map).machine, r.state);
         let distributed = matches!(&state.kind, Kind::Map(m) if m.distributed);
         let (index, worker) = (job.slot, job.worker);
@@ -1780,7 +2029,10 @@ impl Execution {
         } else {
             EventType::MapIterationFailed
         };
-        let d = vec![("index", Value::from(index)), ("name", Value::from(state.name.clone()))];
+        let d = vec![
+            ("index", Value::from(index)),
+            ("name", Value::from(state.name.clone())),
+        ];
         self.event(&mut job_cursor, job.silent, ev, Some(details(d)), false);
         let Some(run) = self.map_run(map) else { return };
         let n = run.items.len();
@@ -1792,7 +2044,9 @@ impl Execution {
             Err(e) => {
                 run.failures += 1;
                 let tolerated = distributed && {
-                    let by_count = run.tolerated_count.is_some_and(|c| run.failures as u64 <= c);
+                    let by_count = run
+                        .tolerated_count
+                        .is_some_and(|c| run.failures as u64 <= c);
                     let by_pct = run
                         .tolerated_percentage
                         .is_some_and(|p| (run.failures as f64) * 100.0 / (n as f64) <= p);
@@ -1842,7 +2096,9 @@ impl Execution {
 
     fn map_done(&mut self, map: FrameId) {
         let def = self.def.0.clone();
-        let Step::Running(r) = &self.frame(map).step else { return };
+        let Step::Running(r) = &self.frame(map).step else {
+            return;
+        };
         let distributed = matches!(&def.state(self.frame(map).machine, r.state).kind, Kind::Map(m) if m.distributed);
         let Some(run) = self.map_run(map) else { return };
         let results = Value::Array(

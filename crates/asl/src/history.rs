@@ -99,11 +99,20 @@ impl HistoryEvent {
     pub fn to_aws_json(&self) -> Value {
         let mut obj = Map::new();
         obj.insert("id".into(), Value::from(self.id));
-        obj.insert("previousEventId".into(), Value::from(self.previous_event_id));
-        obj.insert("timestamp".into(), Value::from(self.timestamp as f64 / 1000.0));
+        obj.insert(
+            "previousEventId".into(),
+            Value::from(self.previous_event_id),
+        );
+        obj.insert(
+            "timestamp".into(),
+            Value::from(self.timestamp as f64 / 1000.0),
+        );
         obj.insert("type".into(), Value::from(self.event_type.as_str()));
         if let Some(d) = &self.details {
-            obj.insert(self.event_type.details_key().into(), Value::Object(d.clone()));
+            obj.insert(
+                self.event_type.details_key().into(),
+                Value::Object(d.clone()),
+            );
         }
         Value::Object(obj)
     }
@@ -119,7 +128,10 @@ pub(crate) struct Cursor {
 
 impl Cursor {
     pub fn after(source: u64) -> Cursor {
-        Cursor { source, last: source }
+        Cursor {
+            source,
+            last: source,
+        }
     }
 
     /// Takes in what a finished branch published.

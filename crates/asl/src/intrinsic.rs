@@ -4,7 +4,7 @@
 use crate::path::Path;
 use crate::scope::Scope;
 use base64::Engine as _;
-use serde_json::{Number, Value};
+use serde_json::Value;
 
 /// How deeply intrinsic calls may nest.
 pub const MAX_NESTING: usize = 10;
@@ -288,14 +288,6 @@ fn java_round(f: f64) -> i64 {
     (f + 0.5).floor() as i64
 }
 
-fn number(f: f64) -> Value {
-    if f.fract() == 0.0 && f.abs() < 9.0e15 {
-        Value::Number(Number::from(f as i64))
-    } else {
-        Number::from_f64(f).map_or(Value::Null, Value::Number)
-    }
-}
-
 /// The text `States.Format` and `States.JsonToString` give a value.
 fn format_arg(v: &Value) -> String {
     match v {
@@ -333,7 +325,9 @@ fn apply(
                 }
             }
             if rest.next().is_some() {
-                return Err(format!("{name}: more arguments than '{{}}' in the template"));
+                return Err(format!(
+                    "{name}: more arguments than '{{}}' in the template"
+                ));
             }
             Value::String(out)
         }
@@ -490,7 +484,6 @@ fn apply(
             let b = args[1]
                 .as_f64()
                 .ok_or_else(|| format!("{name}: expected a number"))?;
-            let _ = number;
             Value::from(java_round(a) + java_round(b))
         }
         StringSplit => {
@@ -536,8 +529,14 @@ mod tests {
         check("States.ArrayGetItem($.a, 3)", json!(3));
         check("States.ArrayLength($.a)", json!(4));
         check("States.ArrayUnique($.a)", json!([1, 2, 3]));
-        check("States.Base64Encode('Data to encode')", json!("RGF0YSB0byBlbmNvZGU="));
-        check("States.Base64Decode('RGF0YSB0byBlbmNvZGU=')", json!("Data to encode"));
+        check(
+            "States.Base64Encode('Data to encode')",
+            json!("RGF0YSB0byBlbmNvZGU="),
+        );
+        check(
+            "States.Base64Decode('RGF0YSB0byBlbmNvZGU=')",
+            json!("Data to encode"),
+        );
         check(
             "States.Hash('input data', 'SHA-1')",
             json!("aaff4a450a104cd177d28d18d74485e8cae074b7"),

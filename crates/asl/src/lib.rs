@@ -51,8 +51,8 @@ pub use definition::{
     State, StateId, Text, Transition, WaitFor, Work,
 };
 pub use exec::{
-    Action, ExecutionInfo, Execution, Input, Invocation, ResourceKind, Status, TaskId, TimerId,
-    MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES,
+    Action, Execution, ExecutionInfo, Input, Invocation, MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES,
+    ResourceKind, Status, TaskId, TimerId,
 };
 pub use history::{EventType, HistoryEvent};
 pub use intrinsic::{Call, Function, MAX_NESTING};
@@ -86,7 +86,10 @@ impl Error {
 }
 
 fn join(d: &[Diagnostic]) -> String {
-    d.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    d.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// One problem in a definition, with the path of the field it concerns
@@ -109,7 +112,11 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = if self.path.is_empty() { "/" } else { &self.path };
+        let at = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
         write!(f, "{at}: {}", self.message)
     }
 }

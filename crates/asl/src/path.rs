@@ -434,8 +434,11 @@ mod tests {
             p.set(json!({"x": 1}), json!(2)).unwrap(),
             json!({"x": 1, "a": {"b": 2}})
         );
-        assert!(p.set(json!({"a": 1}), json!(2)).is_ok());
-        assert_eq!(Path::parse("$").unwrap().set(json!(1), json!(2)).unwrap(), json!(2));
+        assert!(p.set(json!({"a": 1}), json!(2)).is_err());
+        assert_eq!(
+            Path::parse("$").unwrap().set(json!(1), json!(2)).unwrap(),
+            json!(2)
+        );
     }
 
     #[test]

@@ -24,11 +24,15 @@ pub fn error_matches(error_equals: &[String], error: &str) -> bool {
     if error == crate::errors::RUNTIME {
         return false;
     }
-    error_equals.iter().any(|e| {
-        e == error
-            || e == crate::errors::ALL
-            || (e == crate::errors::TASK_FAILED && error != crate::errors::TIMEOUT && !error.is_empty())
-    })
+    // An empty list matches every error, as Step Functions does.
+    error_equals.is_empty()
+        || error_equals.iter().any(|e| {
+            e == error
+                || e == crate::errors::ALL
+                || (e == crate::errors::TASK_FAILED
+                    && error != crate::errors::TIMEOUT
+                    && !error.is_empty())
+        })
 }
 
 #[cfg(test)]
@@ -50,10 +54,14 @@ mod tests {
     fn backoff_grows_and_caps() {
         let mut rng = Rng::new(1);
         let r = retrier(false, None);
-        let d: Vec<u64> = (1..=4).map(|a| retry_delay_millis(&r, a, &mut rng)).collect();
+        let d: Vec<u64> = (1..=4)
+            .map(|a| retry_delay_millis(&r, a, &mut rng))
+            .collect();
         assert_eq!(d, [3000, 6000, 12000, 24000]);
         let r = retrier(false, Some(5.0));
-        let d: Vec<u64> = (1..=3).map(|a| retry_delay_millis(&r, a, &mut rng)).collect();
+        let d: Vec<u64> = (1..=3)
+            .map(|a| retry_delay_millis(&r, a, &mut rng))
+            .collect();
         assert_eq!(d, [3000, 5000, 5000]);
     }
 

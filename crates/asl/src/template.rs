@@ -87,7 +87,10 @@ impl Template {
                         fields.push((k.clone(), Template::parse(v, &here, diags)));
                     }
                 }
-                if fields.iter().all(|(_, t)| matches!(t, Template::Literal(_))) {
+                if fields
+                    .iter()
+                    .all(|(_, t)| matches!(t, Template::Literal(_)))
+                {
                     Template::Literal(value.clone())
                 } else {
                     Template::Object(fields)

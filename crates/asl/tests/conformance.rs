@@ -10,7 +10,7 @@
 //! the list.
 
 use muon_asl::{Action, Definition, Execution, ExecutionInfo, Input, Status};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +25,13 @@ const KNOWN: &str = concat!(
 );
 
 /// Strings the recording put in place of timestamps without listing them.
-const TIME_TOKENS: &[&str] = &["date", "start-time", "entered-time", "<start-time>", "<entered-time>"];
+const TIME_TOKENS: &[&str] = &[
+    "date",
+    "start-time",
+    "entered-time",
+    "<start-time>",
+    "<entered-time>",
+];
 
 fn files() -> Option<Vec<PathBuf>> {
     let dir = Path::new(CASES);
@@ -72,21 +78,22 @@ fn execute(case: &Value) -> Result<(Status, Vec<Value>), String> {
     let (mut exe, actions) = Execution::start(Arc::new(def), info(), case["input"].clone(), now);
     let mut invocations = VecDeque::new();
     let mut timers: BTreeMap<(i64, u64), muon_asl::TimerId> = BTreeMap::new();
-    let take = |actions: Vec<Action>, invocations: &mut VecDeque<_>, timers: &mut BTreeMap<_, _>| {
-        for a in actions {
-            match a {
-                Action::Invoke(inv) => invocations.push_back(inv),
-                Action::StartTimer { timer, at } => {
-                    timers.insert((at, timer.0), timer);
+    let take =
+        |actions: Vec<Action>, invocations: &mut VecDeque<_>, timers: &mut BTreeMap<_, _>| {
+            for a in actions {
+                match a {
+                    Action::Invoke(inv) => invocations.push_back(inv),
+                    Action::StartTimer { timer, at } => {
+                        timers.insert((at, timer.0), timer);
+                    }
+                    Action::CancelTimer { timer } => timers.retain(|_, t| *t != timer),
+                    Action::CancelTask { task } => {
+                        invocations.retain(|i: &muon_asl::Invocation| i.task != task)
+                    }
+                    _ => {}
                 }
-                Action::CancelTimer { timer } => timers.retain(|_, t| *t != timer),
-                Action::CancelTask { task } => {
-                    invocations.retain(|i: &muon_asl::Invocation| i.task != task)
-                }
-                _ => {}
             }
-        }
-    };
+        };
     take(actions, &mut invocations, &mut timers);
     let mut steps = 0;
     while *exe.status() == Status::Running {
@@ -95,9 +102,12 @@ fn execute(case: &Value) -> Result<(Status, Vec<Value>), String> {
             return Err("the execution does not end".into());
         }
         let input = if let Some(inv) = invocations.pop_front() {
-            let rec = recorded
-                .pop_front()
-                .ok_or_else(|| format!("no recorded result for the call from state '{}'", inv.state_name))?;
+            let rec = recorded.pop_front().ok_or_else(|| {
+                format!(
+                    "no recorded result for the call from state '{}'",
+                    inv.state_name
+                )
+            })?;
             let result = &rec["result"];
             let event = result["event"].as_str().unwrap_or("");
             // A Lambda function's own error text is Python's `json.dumps`;
@@ -133,14 +143,21 @@ fn execute(case: &Value) -> Result<(Status, Vec<Value>), String> {
         let actions = exe.apply(now, input);
         take(actions, &mut invocations, &mut timers);
     }
-    let history = exe.history().iter().map(|e| normalize(e.to_aws_json())).collect();
+    let history = exe
+        .history()
+        .iter()
+        .map(|e| normalize(e.to_aws_json()))
+        .collect();
     Ok((exe.status().clone(), history))
 }
 
 /// JSON text as Python's `json.dumps` writes it (`", "` and `": "`).
 fn python_json(v: &Value) -> String {
     match v {
-        Value::Array(a) => format!("[{}]", a.iter().map(python_json).collect::<Vec<_>>().join(", ")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(python_json).collect::<Vec<_>>().join(", ")
+        ),
         Value::Object(o) => format!(
             "{{{}}}",
             o.iter()
@@ -155,7 +172,8 @@ fn python_json(v: &Value) -> String {
 /// Replaces every ISO-8601 timestamp inside `s` with `date`, as the recording did.
 fn dates_replaced(s: &str) -> String {
     let b = s.as_bytes();
-    let digits = |i: usize, n: usize| i + n <= b.len() && b[i..i + n].iter().all(u8::is_ascii_digit);
+    let digits =
+        |i: usize, n: usize| i + n <= b.len() && b[i..i + n].iter().all(u8::is_ascii_digit);
     let mut out = String::new();
     let mut i = 0;
     while i < b.len() {
@@ -180,7 +198,11 @@ fn dates_replaced(s: &str) -> String {
             }
             if b.get(j) == Some(&b'Z') {
                 j += 1;
-            } else if matches!(b.get(j), Some(b'+' | b'-')) && digits(j + 1, 2) && b.get(j + 3) == Some(&b':') && digits(j + 4, 2) {
+            } else if matches!(b.get(j), Some(b'+' | b'-'))
+                && digits(j + 1, 2)
+                && b.get(j + 3) == Some(&b':')
+                && digits(j + 4, 2)
+            {
                 j += 6;
             }
             out.push_str("date");
@@ -255,17 +277,25 @@ fn glob(pattern: &str, text: &str, tokens: &[String]) -> bool {
 
 fn same(expected: &Value, actual: &Value, tokens: &[String]) -> bool {
     match (expected, actual) {
-        (Value::String(e), a) if tokens.iter().any(|t| t == e) || TIME_TOKENS.contains(&e.as_str()) => {
+        (Value::String(e), a)
+            if tokens.iter().any(|t| t == e) || TIME_TOKENS.contains(&e.as_str()) =>
+        {
             !matches!(a, Value::Object(_) | Value::Array(_)) || tokens.iter().any(|t| t == e)
         }
         (Value::String(e), Value::String(a)) => {
-            let matches = |a: &str| e == a || (tokens.iter().any(|t| e.contains(t.as_str())) && glob(e, a, tokens));
+            let matches = |a: &str| {
+                e == a || (tokens.iter().any(|t| e.contains(t.as_str())) && glob(e, a, tokens))
+            };
             matches(a) || (e.contains("date") && matches(&dates_replaced(a)))
         }
         (Value::Number(e), Value::Number(a)) => e.as_f64() == a.as_f64(),
-        (Value::Array(e), Value::Array(a)) => e.len() == a.len() && e.iter().zip(a).all(|(x, y)| same(x, y, tokens)),
+        (Value::Array(e), Value::Array(a)) => {
+            e.len() == a.len() && e.iter().zip(a).all(|(x, y)| same(x, y, tokens))
+        }
         (Value::Object(e), Value::Object(a)) => {
-            e.len() == a.len() && e.iter().all(|(k, v)| a.get(k).is_some_and(|w| same(v, w, tokens)))
+            e.len() == a.len()
+                && e.iter()
+                    .all(|(k, v)| a.get(k).is_some_and(|w| same(v, w, tokens)))
         }
         (e, a) => e == a,
     }
@@ -304,7 +334,10 @@ fn without_ids(e: &Value) -> Value {
 fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 600 {
-        format!("{}…", &s[..s.char_indices().nth(600).map_or(s.len(), |(i, _)| i)])
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(600).map_or(s.len(), |(i, _)| i)]
+        )
     } else {
         s
     }
@@ -327,7 +360,12 @@ fn compare_history(expected: &[Value], actual: &[Value], tokens: &[String]) -> R
             pool_e.push(without_ids(e));
             pool_a.push(without_ids(a));
         } else if !same(e, a, tokens) {
-            return Err(format!("history event {}:\n      want: {}\n      got:  {}", i + 1, short(e), short(a)));
+            return Err(format!(
+                "history event {}:\n      want: {}\n      got:  {}",
+                i + 1,
+                short(e),
+                short(a)
+            ));
         }
     }
     if actual.len() > expected.len() {
@@ -353,27 +391,45 @@ fn compare_history(expected: &[Value], actual: &[Value], tokens: &[String]) -> R
 fn run_case(case: &Value) -> Result<(), String> {
     let mut tokens: Vec<String> = case["placeholders"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     tokens.sort_by_key(|t| std::cmp::Reverse(t.len()));
     let (status, history) = execute(case)?;
     let want_status = case["expected_status"].as_str().unwrap_or("");
     if status.as_str() != want_status {
         let last = history.last().map(short).unwrap_or_default();
-        return Err(format!("status {} (want {want_status}); last event: {last}", status.as_str()));
+        return Err(format!(
+            "status {} (want {want_status}); last event: {last}",
+            status.as_str()
+        ));
     }
     if let (Some(want), Status::Succeeded { output }) = (case.get("expected_output"), &status)
         && !same(want, output, &tokens)
     {
-        return Err(format!("output:\n      want: {}\n      got:  {}", short(want), short(output)));
+        return Err(format!(
+            "output:\n      want: {}\n      got:  {}",
+            short(want),
+            short(output)
+        ));
     }
     if let Status::Failed { error, .. } = &status
         && let Some(want) = case.get("expected_error")
-        && !same(want, &error.clone().map_or(Value::Null, Value::String), &tokens)
+        && !same(
+            want,
+            &error.clone().map_or(Value::Null, Value::String),
+            &tokens,
+        )
     {
         return Err(format!("error {error:?}, want {want}"));
     }
-    let expected: Vec<Value> = case["expected_history"].as_array().cloned().unwrap_or_default();
+    let expected: Vec<Value> = case["expected_history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let history = if case["parallel_order_normalized"] == Value::Bool(true) {
         without_nested_parallel_ends(history)
     } else {
@@ -402,7 +458,11 @@ fn stepfunctions_conformance() {
     let mut failing = Vec::new();
     let mut problems = Vec::new();
     for file in &files {
-        let name = file.file_stem().expect("a file name").to_string_lossy().into_owned();
+        let name = file
+            .file_stem()
+            .expect("a file name")
+            .to_string_lossy()
+            .into_owned();
         let text = std::fs::read_to_string(file).expect("read a case");
         let case: Value = serde_json::from_str(&text).expect("a case is JSON");
         let category = case["category"].as_str().unwrap_or("?").to_owned();
@@ -438,14 +498,20 @@ fn stepfunctions_conformance() {
         }
     }
     let mut total = Tally::default();
-    println!("{:<22} {:>6} {:>6} {:>8}", "category", "passed", "failed", "skipped (JSONata)");
+    println!(
+        "{:<22} {:>6} {:>6} {:>8}",
+        "category", "passed", "failed", "skipped (JSONata)"
+    );
     for (cat, t) in &tally {
         println!("{cat:<22} {:>6} {:>6} {:>8}", t.passed, t.failed, t.skipped);
         total.passed += t.passed;
         total.failed += t.failed;
         total.skipped += t.skipped;
     }
-    println!("{:<22} {:>6} {:>6} {:>8}", "total", total.passed, total.failed, total.skipped);
+    println!(
+        "{:<22} {:>6} {:>6} {:>8}",
+        "total", total.passed, total.failed, total.skipped
+    );
     for (name, why) in &failing {
         println!("FAIL {name}\n    {why}");
     }
@@ -473,5 +539,4 @@ fn stepfunctions_conformance() {
         problems.len(),
         problems.join("\n  ")
     );
-    let _ = Map::<String, Value>::new();
 }
