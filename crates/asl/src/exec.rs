@@ -724,7 +724,10 @@ impl Execution {
 
     fn step_frame(&mut self, f: FrameId) {
         loop {
-            if self.status != Status::Running || self.frames.get(f).is_none_or(Option::is_none) {
+            if self.status != Status::Running
+                || self.history_full
+                || self.frames.get(f).is_none_or(Option::is_none)
+            {
                 return;
             }
             match &self.frame(f).step {
