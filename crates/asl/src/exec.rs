@@ -233,6 +233,8 @@ struct Running {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Waiting {
+    /// The state is being evaluated (nothing to wait for yet).
+    Evaluating,
     Task {
         task: TaskId,
         attempt: u32,
@@ -320,7 +322,8 @@ pub struct Execution {
     history: Vec<HistoryEvent>,
     frames: Vec<Option<Frame>>,
     tasks: BTreeMap<TaskId, FrameId>,
-    timers: BTreeMap<TimerId, (Option<FrameId>, TimerKind)>,
+    invocations: BTreeMap<TaskId, Invocation>,
+    timers: BTreeMap<TimerId, (Option<FrameId>, TimerKind, i64)>,
     next_task: u64,
     next_timer: u64,
     rng: Rng,
@@ -401,15 +404,14 @@ fn exited_type(kind: &Kind) -> EventType {
 fn apply_result_path(path: &IoPath, input: &Value, result: Value) -> Result<Value, Failure> {
     match path {
         None => Ok(input.clone()),
-        Some(p) => p.set(input.clone(), result).map_err(|m| {
+        Some(p) => p.set(input.clone(), result).map_err(|_| {
             Failure::new(
                 errors::RESULT_PATH_MATCH_FAILURE,
                 format!(
                     "Unable to apply step \"{}\" to input {}",
                     p.as_str().trim_start_matches("$."),
                     text(input)
-                )
-                .replace("{at}", &m.at),
+                ),
             )
         }),
     }
@@ -434,6 +436,7 @@ impl Execution {
             history: Vec::new(),
             frames: Vec::new(),
             tasks: BTreeMap::new(),
+            invocations: BTreeMap::new(),
             timers: BTreeMap::new(),
             next_task: 0,
             next_timer: 0,
@@ -461,11 +464,7 @@ impl Execution {
             return (exe, actions);
         }
         if let Some(secs) = exe.def.0.timeout_seconds {
-            let timer = exe.new_timer(None, TimerKind::Execution);
-            exe.actions.push(Action::StartTimer {
-                timer,
-                at: now + secs as i64 * 1000,
-            });
+            exe.start_timer_for(None, TimerKind::Execution, now + secs as i64 * 1000);
         }
         let root = exe.def.0.root();
         let start = exe.def.0.machine(root).start;
@@ -555,9 +554,33 @@ impl Execution {
         &self.info
     }
 
-    /// The tasks waiting for a result.
-    pub fn pending_tasks(&self) -> impl Iterator<Item = TaskId> + '_ {
-        self.tasks.keys().copied()
+    /// The tasks waiting for a result: after a restart, a durable caller
+    /// dispatches these again (their idempotency keys are unchanged).
+    pub fn pending_tasks(&self) -> impl Iterator<Item = &Invocation> + '_ {
+        self.invocations.values()
+    }
+
+    /// The timers still armed, with when they fire: after a restart, a
+    /// durable caller arms these again.
+    pub fn pending_timers(&self) -> impl Iterator<Item = (TimerId, i64)> + '_ {
+        self.timers.iter().map(|(t, (_, _, at))| (*t, *at))
+    }
+
+    /// Rebuilds an execution from how it started and the inputs applied
+    /// since (with the time of each), as a durable caller recorded them.
+    /// The result is the execution as it was, history included.
+    pub fn replay(
+        def: Arc<Definition>,
+        info: ExecutionInfo,
+        input: Value,
+        start_time: i64,
+        inputs: impl IntoIterator<Item = (i64, Input)>,
+    ) -> Execution {
+        let (mut exe, _) = Execution::start(def, info, input, start_time);
+        for (now, input) in inputs {
+            exe.apply(now, input);
+        }
+        exe
     }
 
     // ---- bookkeeping ----------------------------------------------------
@@ -646,17 +669,16 @@ impl Execution {
         }
     }
 
-    fn new_timer(&mut self, frame: Option<FrameId>, kind: TimerKind) -> TimerId {
-        let id = TimerId(self.next_timer);
+    fn start_timer_for(&mut self, frame: Option<FrameId>, kind: TimerKind, at: i64) -> TimerId {
+        let timer = TimerId(self.next_timer);
         self.next_timer += 1;
-        self.timers.insert(id, (frame, kind));
-        id
+        self.timers.insert(timer, (frame, kind, at));
+        self.actions.push(Action::StartTimer { timer, at });
+        timer
     }
 
     fn start_timer(&mut self, frame: FrameId, kind: TimerKind, at: i64) -> TimerId {
-        let timer = self.new_timer(Some(frame), kind);
-        self.actions.push(Action::StartTimer { timer, at });
-        timer
+        self.start_timer_for(Some(frame), kind, at)
     }
 
     fn cancel_timer(&mut self, timer: TimerId) {
@@ -797,6 +819,7 @@ impl Execution {
             Status::Aborted => self.actions.push(Action::Aborted),
             Status::Running => return,
         }
+        self.invocations.clear();
         for task in std::mem::take(&mut self.tasks).into_keys() {
             self.actions.push(Action::CancelTask { task });
         }
@@ -910,9 +933,7 @@ impl Execution {
             entered_time: now,
             retry_counts: Vec::new(),
             retry_total: 0,
-            wait: Waiting::Retry {
-                timer: TimerId(u64::MAX),
-            },
+            wait: Waiting::Evaluating,
         }));
         if payload_too_big(&input) {
             let failure = Failure::new(
@@ -1298,7 +1319,17 @@ impl Execution {
         else {
             return;
         };
-        let ctx = self.context(f, &state.name, entered_time, Some(retry_total));
+        let key = format!(
+            "{}#{}#{}",
+            self.info.execution_arn, entered_event, retry_total
+        );
+        let token = resource
+            .ends_with(".waitForTaskToken")
+            .then(|| format!("{key}#token"));
+        let mut ctx = self.context(f, &state.name, entered_time, Some(retry_total));
+        if let Some(t) = &token {
+            ctx["Task"] = json!({ "Token": t });
+        }
         let params = match &work.parameters {
             Some(t) => match self.eval_template(f, t, &effective, &ctx) {
                 Ok(v) => v,
@@ -1378,14 +1409,7 @@ impl Execution {
                 h,
             )
         });
-        let key = format!(
-            "{}#{}#{}",
-            self.info.execution_arn, entered_event, retry_total
-        );
-        let token = resource
-            .ends_with(".waitForTaskToken")
-            .then(|| format!("{key}#token"));
-        self.actions.push(Action::Invoke(Invocation {
+        let invocation = Invocation {
             task,
             state_name: state.name.clone(),
             resource: resource.clone(),
@@ -1396,7 +1420,9 @@ impl Execution {
             timeout_seconds: timeout_s,
             heartbeat_seconds: heartbeat_s,
             task_token: token,
-        }));
+        };
+        self.invocations.insert(task, invocation.clone());
+        self.actions.push(Action::Invoke(invocation));
         self.running_mut(f).wait = Waiting::Task {
             task,
             attempt: retry_total,
@@ -1408,6 +1434,7 @@ impl Execution {
     /// The frame waiting for `task`, with its timers released.
     fn take_task(&mut self, task: TaskId) -> Option<FrameId> {
         let f = self.tasks.remove(&task)?;
+        self.invocations.remove(&task);
         if let Step::Running(r) = &self.frame(f).step
             && let Waiting::Task {
                 timeout, heartbeat, ..
@@ -1538,7 +1565,7 @@ impl Execution {
     }
 
     fn timer_fired(&mut self, timer: TimerId) {
-        let Some((frame, kind)) = self.timers.remove(&timer) else {
+        let Some((frame, kind, _)) = self.timers.remove(&timer) else {
             return;
         };
         let Some(f) = frame else {
@@ -1574,15 +1601,15 @@ impl Execution {
             (TimerKind::Retry, Waiting::Retry { timer: t }) if t == timer => self.retry(f),
             (TimerKind::Wait, Waiting::Wait { timer: t }) if t == timer => {
                 let def = self.def.0.clone();
-                let (sid, input, entered, retry) = match &self.frame(f).step {
-                    Step::Running(r) => (r.state, r.input.clone(), r.entered_time, r.retry_total),
+                let (sid, input, entered) = match &self.frame(f).step {
+                    Step::Running(r) => (r.state, r.input.clone(), r.entered_time),
                     _ => return,
                 };
                 let state = def.state(self.frame(f).machine, sid);
                 let Kind::Wait { next, .. } = &state.kind else {
                     return;
                 };
-                let ctx = self.context(f, &state.name, entered, Some(retry).filter(|_| false));
+                let ctx = self.context(f, &state.name, entered, None);
                 let outcome = (|| {
                     let effective = self.select_io(&state.input_path, &input, &ctx, f)?;
                     let assigned = self.assign(f, &state.assign, &effective, &ctx)?;
@@ -1706,7 +1733,7 @@ impl Execution {
                 results,
                 pending,
                 failed,
-                children,
+                ..
             } = &mut self.running_mut(p).wait
             else {
                 return;
@@ -1720,7 +1747,6 @@ impl Execution {
                     }
                 }
             }
-            let _ = children;
             if failed.is_some() {
                 Some(true)
             } else if *pending == 0 {
@@ -1774,6 +1800,7 @@ impl Execution {
                     ..
                 } => {
                     self.tasks.remove(&task);
+                    self.invocations.remove(&task);
                     self.actions.push(Action::CancelTask { task });
                     if let Some(t) = timeout {
                         self.cancel_timer(t);
@@ -1784,6 +1811,7 @@ impl Execution {
                     self.frame_event(f, EventType::TaskStateAborted, None, true);
                 }
                 Waiting::Retry { timer } | Waiting::Wait { timer } => self.cancel_timer(timer),
+                Waiting::Evaluating => {}
                 Waiting::Parallel { children, .. } => {
                     for c in children {
                         self.abort_frame(c, Some(f));

@@ -391,3 +391,62 @@ fn a_persisted_execution_resumes_where_it_was() {
     assert_eq!(ha, hb);
     assert!(matches!(a.last(), Some(Action::Succeed { .. })));
 }
+
+#[test]
+fn replaying_the_inputs_rebuilds_the_execution_and_what_it_waits_for() {
+    let def = json!({"StartAt": "P", "States": {
+        "P": {"Type": "Parallel", "End": true, "Branches": [
+            {"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": LAMBDA, "End": true}}},
+            {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": true}}}
+        ]}
+    }});
+    let (mut exe, actions) = start(def.clone(), json!({}), 3);
+    let task = invocations(&actions)[0].task;
+    let inputs = vec![(
+        T0 + 10,
+        Input::TaskSucceeded {
+            task,
+            output: json!("a"),
+        },
+    )];
+    for (now, input) in inputs.clone() {
+        exe.apply(now, input);
+    }
+    let parsed = Arc::new(Definition::from_value(def).unwrap());
+    let replayed = Execution::replay(parsed, info(3), json!({}), T0, inputs);
+    assert_eq!(replayed.history(), exe.history());
+    assert_eq!(replayed.pending_tasks().count(), 0);
+    let timers: Vec<_> = replayed.pending_timers().collect();
+    assert_eq!(timers.len(), 1);
+    assert_eq!(timers[0].1, T0 + 60_000);
+    let mut replayed = replayed;
+    let actions = replayed.apply(timers[0].1, Input::TimerFired { timer: timers[0].0 });
+    assert_eq!(
+        actions.last(),
+        Some(&Action::Succeed {
+            output: json!(["a", {}])
+        })
+    );
+}
+
+#[test]
+fn wait_for_task_token_puts_the_token_in_the_context() {
+    let def = json!({"StartAt": "T", "States": {"T": {
+        "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"token.$": "$$.Task.Token"}, "End": true
+    }}});
+    let (exe, actions) = start(def, json!({}), 1);
+    let inv = &invocations(&actions)[0];
+    assert_eq!(inv.input["token"].as_str(), inv.task_token.as_deref());
+    assert!(inv.task_token.is_some());
+    assert_eq!(exe.pending_tasks().count(), 1);
+    let scheduled = exe.history()[2].to_aws_json();
+    assert_eq!(
+        scheduled["taskScheduledEventDetails"]["resourceType"],
+        "sqs"
+    );
+    assert_eq!(
+        scheduled["taskScheduledEventDetails"]["resource"],
+        "sendMessage.waitForTaskToken"
+    );
+}
