@@ -48,9 +48,16 @@ fn files() -> Option<Vec<PathBuf>> {
     Some(files)
 }
 
-fn uses_jsonata(def: &Value) -> bool {
-    let text = def.to_string();
-    text.contains("\"JSONata\"") || text.contains("{%")
+/// Whether `QueryLanguage: JSONata` appears anywhere in the definition
+/// (`{% %}` strings alone are plain strings in JSONPath mode).
+fn uses_jsonata(v: &Value) -> bool {
+    match v {
+        Value::Object(o) => o.iter().any(|(k, v)| {
+            (k == "QueryLanguage" && v.as_str() == Some("JSONata")) || uses_jsonata(v)
+        }),
+        Value::Array(a) => a.iter().any(uses_jsonata),
+        _ => false,
+    }
 }
 
 fn info() -> ExecutionInfo {
@@ -226,6 +233,17 @@ fn normalize(mut event: Value) -> Value {
         }
         let Some(d) = v.as_object_mut() else { continue };
         d.remove("roleArn");
+        // The recording parsed every string value that begins with `{`.
+        if let Some(Value::Object(vars)) = d.get_mut("assignedVariables") {
+            for v in vars.values_mut() {
+                if let Value::String(s) = v
+                    && s.starts_with('{')
+                    && let Ok(parsed) = serde_json::from_str::<Value>(s)
+                {
+                    *v = parsed;
+                }
+            }
+        }
         for key in ["input", "output", "cause", "parameters"] {
             if let Some(Value::String(s)) = d.get(key)
                 && let Ok(parsed) = serde_json::from_str::<Value>(s)
@@ -468,6 +486,13 @@ fn stepfunctions_conformance() {
         let category = case["category"].as_str().unwrap_or("?").to_owned();
         let t = tally.entry(category).or_default();
         if uses_jsonata(&case["definition"]) {
+            // Not supported yet: validation must say so clearly.
+            match Definition::from_value(case["definition"].clone()) {
+                Err(e) if e.to_string().contains("JSONata is not supported yet") => {}
+                other => problems.push(format!(
+                    "{name}: JSONata is not rejected clearly: {other:?}"
+                )),
+            }
             t.skipped += 1;
             continue;
         }
