@@ -26,6 +26,170 @@ enum Segment {
     Union(Vec<i64>),
     Fields(Vec<String>),
     DeepScan(String),
+    Filter(Filter),
+}
+
+/// A filter expression (`[?(@.price < 10 && @.kind == 'book')]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Filter {
+    Or(Vec<Filter>),
+    And(Vec<Filter>),
+    /// `@...` exists (and is not `false` or `null`).
+    Exists(Box<Path>),
+    Compare(Operand, Op, Operand),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Operand {
+    Current(Box<Path>),
+    Literal(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Operand {
+    fn parse(text: &str, whole: &str) -> Result<Operand, String> {
+        let t = text.trim();
+        if let Some(rest) = t.strip_prefix('@') {
+            return Ok(Operand::Current(Box::new(Path::parse(&format!(
+                "${rest}"
+            ))?)));
+        }
+        let json = if let Some(inner) = t.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')) {
+            Value::String(inner.replace("\\'", "'")).to_string()
+        } else {
+            t.to_owned()
+        };
+        serde_json::from_str::<Value>(&json)
+            .map(|_| Operand::Literal(json))
+            .map_err(|_| format!("'{whole}': '{t}' is not a value in a filter"))
+    }
+
+    fn value(&self, current: &Value) -> Option<Value> {
+        match self {
+            Operand::Current(p) => p.select(current).ok().filter(|_| p.is_definite()),
+            Operand::Literal(json) => serde_json::from_str(json).ok(),
+        }
+    }
+}
+
+impl Filter {
+    fn parse(text: &str, whole: &str) -> Result<Filter, String> {
+        let parts = split_top(text, "||");
+        if parts.len() > 1 {
+            return Ok(Filter::Or(
+                parts
+                    .iter()
+                    .map(|p| Filter::parse(p, whole))
+                    .collect::<Result<_, _>>()?,
+            ));
+        }
+        let parts = split_top(text, "&&");
+        if parts.len() > 1 {
+            return Ok(Filter::And(
+                parts
+                    .iter()
+                    .map(|p| Filter::parse(p, whole))
+                    .collect::<Result<_, _>>()?,
+            ));
+        }
+        let t = text.trim();
+        if let Some(inner) = t.strip_prefix('(').and_then(|x| x.strip_suffix(')')) {
+            return Filter::parse(inner, whole);
+        }
+        for (sym, op) in [
+            ("==", Op::Eq),
+            ("!=", Op::Ne),
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ] {
+            let pieces = split_top(t, sym);
+            if pieces.len() == 2 {
+                return Ok(Filter::Compare(
+                    Operand::parse(&pieces[0], whole)?,
+                    op,
+                    Operand::parse(&pieces[1], whole)?,
+                ));
+            }
+        }
+        match Operand::parse(t, whole)? {
+            Operand::Current(p) => Ok(Filter::Exists(p)),
+            Operand::Literal(_) => Err(format!("'{whole}': a filter needs '@'")),
+        }
+    }
+
+    fn holds(&self, current: &Value) -> bool {
+        match self {
+            Filter::Or(fs) => fs.iter().any(|f| f.holds(current)),
+            Filter::And(fs) => fs.iter().all(|f| f.holds(current)),
+            Filter::Exists(p) => p
+                .select(current)
+                .is_ok_and(|v| !matches!(v, Value::Null | Value::Bool(false))),
+            Filter::Compare(a, op, b) => {
+                let (Some(a), Some(b)) = (a.value(current), b.value(current)) else {
+                    return false;
+                };
+                let ord = match (&a, &b) {
+                    (Value::Number(x), Value::Number(y)) => x.as_f64().partial_cmp(&y.as_f64()),
+                    (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+                    _ => None,
+                };
+                match op {
+                    Op::Eq => ord.map_or(a == b, |o| o.is_eq()),
+                    Op::Ne => ord.map_or(a != b, |o| o.is_ne()),
+                    Op::Lt => ord.is_some_and(|o| o.is_lt()),
+                    Op::Le => ord.is_some_and(|o| o.is_le()),
+                    Op::Gt => ord.is_some_and(|o| o.is_gt()),
+                    Op::Ge => ord.is_some_and(|o| o.is_ge()),
+                }
+            }
+        }
+    }
+}
+
+/// Splits `text` at `sep` where it is outside quotes, brackets and parentheses.
+fn split_top(text: &str, sep: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    let mut start = 0;
+    let mut i = 0;
+    while i < text.len() {
+        let c = text[i..].chars().next().expect("inside the text");
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '\'' | '"' => quote = Some(c),
+                '(' | '[' => depth += 1,
+                ')' | ']' => depth -= 1,
+                _ if depth == 0 && text[i..].starts_with(sep) => {
+                    // `<` must not split `<=`.
+                    let next = text[i + sep.len()..].chars().next();
+                    if !(sep.len() == 1 && next == Some('=')) {
+                        parts.push(text[start..i].to_owned());
+                        i += sep.len();
+                        start = i;
+                        continue;
+                    }
+                }
+                _ => {}
+            },
+        }
+        i += c.len_utf8();
+    }
+    parts.push(text[start..].to_owned());
+    parts
 }
 
 /// A parsed JSONPath.
@@ -224,6 +388,11 @@ impl Path {
                         }
                     }
                     Segment::DeepScan(name) => deep_scan(v, name, &mut next),
+                    Segment::Filter(filter) => match v {
+                        Value::Array(a) => next.extend(a.iter().filter(|x| filter.holds(x))),
+                        Value::Object(_) if filter.holds(v) => next.push(v),
+                        _ => {}
+                    },
                 }
             }
             current = next;
@@ -368,6 +537,37 @@ fn parse_bracket(text: &str, open: usize) -> Result<(Segment, usize), String> {
         };
         return Ok((seg, i + 1));
     }
+    if bytes.get(i) == Some(&b'?') {
+        // A filter: `?(` ... `)` `]`, with nested brackets and quotes.
+        let body_start = i + 1;
+        let mut depth = 0i32;
+        let mut quote: Option<char> = None;
+        for (k, c) in text[body_start..].char_indices() {
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '\'' | '"' => quote = Some(c),
+                    '(' | '[' => depth += 1,
+                    ')' => depth -= 1,
+                    ']' if depth == 0 => {
+                        let body = text[body_start..body_start + k].trim();
+                        let inner = body
+                            .strip_prefix('(')
+                            .and_then(|b| b.strip_suffix(')'))
+                            .ok_or_else(|| format!("'{text}': a filter is written [?(...)]"))?;
+                        return Ok((
+                            Segment::Filter(Filter::parse(inner, text)?),
+                            body_start + k + 1,
+                        ));
+                    }
+                    ']' => depth -= 1,
+                    _ => {}
+                },
+            }
+        }
+        return Err(format!("'{text}' has an unclosed filter"));
+    }
     let close = text[i..]
         .find(']')
         .map(|k| i + k)
@@ -395,8 +595,6 @@ fn parse_bracket(text: &str, open: usize) -> Result<(Segment, usize), String> {
         Segment::Slice(a, b)
     } else if inner.contains(',') {
         Segment::Union(inner.split(',').map(num).collect::<Result<_, _>>()?)
-    } else if inner.starts_with('?') {
-        return Err(format!("'{text}': filter expressions are not supported"));
     } else {
         Segment::Index(num(inner)?)
     };
@@ -423,6 +621,35 @@ mod tests {
         assert_eq!(sel("$.a.b[*].c", v.clone()).unwrap(), json!([4]));
         assert_eq!(sel("$..c", v.clone()).unwrap(), json!([4]));
         assert_eq!(sel("$.x[1:]", v.clone()).unwrap(), json!([]));
+        let items = json!({"items": [
+            {"n": "a", "price": 5, "tags": ["x"]},
+            {"n": "b", "price": 15, "sale": true},
+            {"n": "c", "price": 25}
+        ]});
+        assert_eq!(
+            sel("$.items[?(@.price > 10)].n", items.clone()).unwrap(),
+            json!(["b", "c"])
+        );
+        assert_eq!(
+            sel("$.items[?(@.price <= 5 || @.n == 'c')].n", items.clone()).unwrap(),
+            json!(["a", "c"])
+        );
+        assert_eq!(
+            sel("$.items[?(@.sale)].n", items.clone()).unwrap(),
+            json!(["b"])
+        );
+        assert_eq!(
+            sel(
+                "$.items[?(@.tags[0] == 'x' && @.price < 10)].n",
+                items.clone()
+            )
+            .unwrap(),
+            json!(["a"])
+        );
+        assert_eq!(
+            sel("$.items[?(@.n != \"a\")].price", items).unwrap(),
+            json!([15, 25])
+        );
         let err = sel("$.a.x.y", v).unwrap_err();
         assert_eq!(err.at, "$['a']['x']");
     }
