@@ -149,6 +149,9 @@ fn execute(case: &Value) -> Result<(Status, Vec<Value>), String> {
         };
         let actions = exe.apply(now, input);
         take(actions, &mut invocations, &mut timers);
+        // Every step survives being persisted and read back.
+        let saved = serde_json::to_string(&exe).map_err(|e| format!("persist: {e}"))?;
+        exe = serde_json::from_str(&saved).map_err(|e| format!("restore: {e}"))?;
     }
     let history = exe
         .history()
