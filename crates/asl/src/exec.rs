@@ -560,6 +560,16 @@ impl Execution {
         self.invocations.values()
     }
 
+    /// The waiting task a `.waitForTaskToken` token belongs to
+    /// (`SendTaskSuccess`, `SendTaskFailure` and `SendTaskHeartbeat` name
+    /// tasks by token).
+    pub fn task_for_token(&self, token: &str) -> Option<TaskId> {
+        self.invocations
+            .values()
+            .find(|i| i.task_token.as_deref() == Some(token))
+            .map(|i| i.task)
+    }
+
     /// The timers still armed, with when they fire: after a restart, a
     /// durable caller arms these again.
     pub fn pending_timers(&self) -> impl Iterator<Item = (TimerId, i64)> + '_ {

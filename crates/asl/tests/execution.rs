@@ -440,6 +440,11 @@ fn wait_for_task_token_puts_the_token_in_the_context() {
     assert_eq!(inv.input["token"].as_str(), inv.task_token.as_deref());
     assert!(inv.task_token.is_some());
     assert_eq!(exe.pending_tasks().count(), 1);
+    assert_eq!(
+        exe.task_for_token(inv.task_token.as_deref().unwrap()),
+        Some(inv.task)
+    );
+    assert_eq!(exe.task_for_token("nope"), None);
     let scheduled = exe.history()[2].to_aws_json();
     assert_eq!(
         scheduled["taskScheduledEventDetails"]["resourceType"],
