@@ -23,9 +23,14 @@
 //! iterations run inside the same machine; their tasks carry their own
 //! [`TaskId`]s. An `Execution` is `serde`-serialisable: a durable caller
 //! persists it (or the inputs it applied) with the history, and after a crash
-//! deserialises it, or starts again and re-applies the inputs, which gives the
+//! deserialises it, or rebuilds it with [`Execution::replay`], which gives the
 //! same actions and history because nothing inside depends on anything but
-//! its inputs. Every task carries a deterministic idempotency key.
+//! its inputs; [`Execution::pending_tasks`] and [`Execution::pending_timers`]
+//! then say what to dispatch and arm again. Every task carries a
+//! deterministic idempotency key (execution, state entry, attempt).
+//!
+//! Distributed Map states run their items inline (no child executions; the
+//! history shows `MapRunStarted`/`MapRunSucceeded` as Step Functions does).
 //!
 //! **It must never** do IO, read a clock, spawn threads, be async, or draw
 //! randomness from the operating system. Time comes in as `now` (epoch
