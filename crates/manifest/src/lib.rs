@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 pub use outbound::{AllowedHost, OutboundPolicy};
 pub use route::Route;
-pub use rule::{Input, JsonPath, RetryPolicy, Rule, Target, TargetKind};
+pub use rule::{Input, JsonPath, RetryPolicy, Rule, Schedule, Target, TargetKind};
 
 /// The file name `muon up DIR` looks for.
 pub const FILE_NAME: &str = "muon.toml";
@@ -100,6 +100,7 @@ pub struct App {
     /// Every bus of the app: `default` first, then the `[[bus]]` tables.
     pub buses: Vec<BusName>,
     pub rules: Vec<Rule>,
+    pub schedules: Vec<Schedule>,
 }
 
 impl App {
@@ -177,6 +178,8 @@ struct RawManifest {
     buses: Vec<RawBus>,
     #[serde(default, rename = "rule")]
     rules: Vec<rule::RawRule>,
+    #[serde(default, rename = "schedule")]
+    schedules: Vec<rule::RawSchedule>,
 }
 
 #[derive(Deserialize)]
@@ -492,6 +495,44 @@ pub fn parse(text: &str, file: &Path, root: &Path) -> Result<App> {
         }
         rules.push(rule);
     }
+    let mut schedules: Vec<Schedule> = Vec::new();
+    for (i, raw) in raw.schedules.into_iter().enumerate() {
+        let Some(schedule) = raw.validate(i, &mut problem) else {
+            continue;
+        };
+        let rule = &schedule.rule;
+        let key = |field: &str| format!("schedule[{i}].{field}");
+        if !buses.contains(&rule.bus) {
+            problem(key("bus"), format!("bus `{}` is not defined", rule.bus));
+        }
+        if rules
+            .iter()
+            .chain(schedules.iter().map(|s| &s.rule))
+            .any(|r| r.bus == rule.bus && r.name == rule.name)
+        {
+            problem(
+                key("name"),
+                format!(
+                    "a rule or schedule named `{}` is already defined on bus `{}`",
+                    rule.name, rule.bus
+                ),
+            );
+        }
+        for (t, target) in rule.targets.iter().enumerate() {
+            match &target.kind {
+                TargetKind::Function(f) if !functions.iter().any(|g| &g.name == f) => problem(
+                    format!("schedule[{i}].targets[{t}]"),
+                    format!("no function named `{f}` in this app"),
+                ),
+                TargetKind::Bus(b) if !buses.contains(b) => problem(
+                    format!("schedule[{i}].targets[{t}]"),
+                    format!("bus `{b}` is not defined"),
+                ),
+                _ => {}
+            }
+        }
+        schedules.push(schedule);
+    }
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
@@ -502,6 +543,7 @@ pub fn parse(text: &str, file: &Path, root: &Path) -> Result<App> {
         functions,
         buses,
         rules,
+        schedules,
     })
 }
 

@@ -641,6 +641,104 @@ impl RawRule {
     }
 }
 
+// ---- schedules ----
+
+/// The source and detail-type of the events schedules put on their bus.
+pub const SCHEDULE_SOURCE: &str = "muon.scheduler";
+pub const SCHEDULE_DETAIL_TYPE: &str = "Scheduled Event";
+
+/// A validated schedule: when it fires, an event goes on its bus, and its rule (named like the
+/// schedule, matching only this schedule's events) delivers it to the targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub expression: String,
+    pub timezone: Option<String>,
+    /// The rule that carries the schedule's targets.
+    pub rule: Rule,
+}
+
+impl Schedule {
+    /// The resource the schedule's events name (their `resources[0]`).
+    pub fn resource(&self) -> String {
+        format!("muon:schedule:{}", self.rule.name)
+    }
+
+    /// The pattern of the schedule's rule: exactly its own events.
+    pub fn pattern(name: &RuleName) -> String {
+        json!({
+            "source": [SCHEDULE_SOURCE],
+            "detail-type": [SCHEDULE_DETAIL_TYPE],
+            "resources": [format!("muon:schedule:{name}")],
+        })
+        .to_string()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSchedule {
+    name: Option<String>,
+    expression: Option<String>,
+    timezone: Option<String>,
+    bus: Option<String>,
+    description: Option<String>,
+    enabled: Option<bool>,
+    #[serde(default)]
+    targets: Vec<RawTarget>,
+}
+
+impl RawSchedule {
+    pub(crate) fn validate(
+        self,
+        index: usize,
+        problem: &mut dyn FnMut(String, String),
+    ) -> Option<Schedule> {
+        let key = |field: &str| format!("schedule[{index}].{field}");
+        let expression = match self.expression {
+            None => {
+                problem(
+                    key("expression"),
+                    "missing: e.g. \"rate(5 minutes)\", \"cron(0 9 ? * MON-FRI *)\" or \"at(2030-01-01T00:00:00)\"".into(),
+                );
+                None
+            }
+            Some(e) => match muon_schedule::Schedule::parse(&e, self.timezone.as_deref()) {
+                Ok(_) => Some(e),
+                Err(why) => {
+                    problem(key("expression"), why.to_string());
+                    None
+                }
+            },
+        };
+        let name = self.name.clone();
+        let pattern = name
+            .as_deref()
+            .and_then(|n| RuleName::new(n).ok())
+            .map(|n| toml::Value::String(Schedule::pattern(&n)));
+        let raw = RawRule {
+            name: self.name,
+            bus: self.bus,
+            description: self.description,
+            pattern,
+            enabled: self.enabled,
+            targets: self.targets,
+        };
+        let mut renamed = |k: String, why: String| {
+            problem(
+                k.replacen(&format!("rule[{index}]"), &format!("schedule[{index}]"), 1),
+                why,
+            )
+        };
+        let rule = raw.validate(index, &mut renamed)?;
+        // A bad expression was reported (so the app is refused); the rest is still checked.
+        Some(Schedule {
+            expression: expression.unwrap_or_default(),
+            timezone: self.timezone,
+            rule,
+        })
+    }
+}
+
 // ---- the control API (EventBridge's names) ----
 
 /// A problem with a rule sent to the API.

@@ -274,3 +274,61 @@ fn api_rules_report_aws_codes() {
     assert!(!ok.enabled);
     assert_eq!(ok.targets[0].retry.max_attempts, 0);
 }
+
+#[test]
+fn schedules_parse_into_rules_of_their_own() {
+    let app = check(&format!(
+        r#"{HELLO}
+        [[schedule]]
+        name = "nightly"
+        expression = "cron(0 3 * * ? *)"
+        timezone = "Europe/Paris"
+        targets = ["inventory", {{ url = "http://127.0.0.1:9/tick", input = {{ kind = "tick" }} }}]
+        "#
+    ))
+    .unwrap();
+    let s = &app.schedules[0];
+    assert_eq!(s.rule.name.as_str(), "nightly");
+    assert_eq!(s.resource(), "muon:schedule:nightly");
+    assert!(
+        s.rule.pattern.contains("muon:schedule:nightly"),
+        "{}",
+        s.rule.pattern
+    );
+    assert_eq!(s.rule.targets.len(), 2);
+    let e = errors(&format!(
+        r#"{HELLO}
+        [[rule]]
+        name = "nightly"
+        pattern = '{{"source": ["x"]}}'
+
+        [[schedule]]
+        name = "nightly"
+        expression = "cron(0 12 ? * 8 *)"
+        targets = ["nope"]
+
+        [[schedule]]
+        name = "zoned"
+        expression = "rate(5 minutes)"
+        timezone = "Mars/Olympus"
+
+        [[schedule]]
+        name = "dup"
+        expression = "rate(1 minute)"
+
+        [[schedule]]
+        name = "dup"
+        expression = "rate(1 minute)"
+        "#
+    ));
+    for needle in [
+        "schedule[0].expression`: cron(0 12 ? * 8 *): day-of-week: `8` is out of range 1-7",
+        "schedule[0].targets[0]`: no function named `nope`",
+        "schedule[0].name`: a rule or schedule named `nightly` is already defined",
+        "schedule[1].expression`",
+        "Mars/Olympus",
+        "schedule[3].name`: a rule or schedule named `dup` is already defined",
+    ] {
+        assert!(e.contains(needle), "{needle:?} not in:\n{e}");
+    }
+}
