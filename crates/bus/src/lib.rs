@@ -20,6 +20,7 @@ mod deliver;
 mod ingest;
 mod input;
 mod rules;
+mod schedules;
 mod trace;
 
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub struct Config {
     pub buses: Vec<BusName>,
     /// Rules from the manifest (API rules are loaded from the store).
     pub rules: Vec<Rule>,
+    /// Schedules from the manifest: each puts an event on its bus when it fires.
+    pub schedules: Vec<muon_manifest::Schedule>,
     /// The `account` and `region` fields of events.
     pub account: String,
     pub region: String,
@@ -57,6 +60,7 @@ impl Default for Config {
         Self {
             buses: vec![BusName::default_bus()],
             rules: Vec::new(),
+            schedules: Vec::new(),
             account: "000000000000".into(),
             region: "local".into(),
             retry_base: Duration::from_secs(1),
@@ -153,6 +157,9 @@ impl Bus {
         for rule in &config.rules {
             table.insert(Arc::new(rule.clone()), Origin::Manifest);
         }
+        for schedule in &config.schedules {
+            table.insert(Arc::new(schedule.rule.clone()), Origin::Schedule);
+        }
         for record in store.rules().await? {
             let rule = Rule::from_api_json(&record.json)
                 .map_err(|e| Error::BadStoredRule(record.name.clone(), e.to_string()))?;
@@ -183,6 +190,9 @@ impl Bus {
         };
         let pending = bus.resume().await?;
         tokio::spawn(deliver::run(Arc::downgrade(&bus.inner), jobs));
+        for schedule in &bus.inner.config.schedules {
+            tokio::spawn(schedules::run(Arc::downgrade(&bus.inner), schedule.clone()));
+        }
         if pending > 0 {
             tracing::info!("resuming {pending} pending deliveries");
         }

@@ -14,6 +14,8 @@ use crate::{Bus, Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     Manifest,
+    /// The rule of a `[[schedule]]`.
+    Schedule,
     Api,
 }
 
@@ -21,6 +23,7 @@ impl Origin {
     pub fn as_str(self) -> &'static str {
         match self {
             Origin::Manifest => "manifest",
+            Origin::Schedule => "schedule",
             Origin::Api => "api",
         }
     }
@@ -119,10 +122,7 @@ impl Bus {
             let bus = table
                 .bus(&rule.bus)
                 .ok_or_else(|| Error::NoSuchBus(rule.bus.clone()))?;
-            if bus
-                .get(&rule.name)
-                .is_some_and(|i| i.origin == Origin::Manifest)
-            {
+            if bus.get(&rule.name).is_some_and(|i| i.origin != Origin::Api) {
                 return Err(Error::ManifestRule(rule.name.clone()));
             }
         }
@@ -150,7 +150,7 @@ impl Bus {
                 .ok_or_else(|| Error::NoSuchBus(bus.clone()))?;
             match rules.get(name) {
                 None => return Err(Error::NoSuchRule(name.clone(), bus.clone())),
-                Some(i) if i.origin == Origin::Manifest => {
+                Some(i) if i.origin != Origin::Api => {
                     return Err(Error::ManifestRule(name.clone()));
                 }
                 Some(_) => {}

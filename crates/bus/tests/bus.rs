@@ -513,3 +513,36 @@ async fn replay_sends_a_window_of_events_through_chosen_rules_again() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_schedule_puts_its_event_and_its_targets_get_it() {
+    let store = Arc::new(Memory::new());
+    let recorder = Recorder::default();
+    // `at(...)` one second ahead (second precision), in UTC.
+    let at = (chrono::Utc::now() + chrono::TimeDelta::seconds(2)).format("%Y-%m-%dT%H:%M:%S");
+    let schedule = muon_manifest::Schedule {
+        expression: format!("at({at})"),
+        timezone: None,
+        rule: rule(&format!(
+            r#"{{"Name":"soon","EventPattern":{},"Targets":[{{"Function":"inventory","InputPath":"$.resources[0]"}}]}}"#,
+            serde_json::Value::String(muon_manifest::Schedule::pattern(
+                &muon_types::RuleName::new("soon").unwrap()
+            ))
+        )),
+    };
+    let mut c = config(vec![]);
+    c.schedules = vec![schedule];
+    let bus = Bus::start(c, store.clone(), Arc::new(recorder.clone()))
+        .await
+        .unwrap();
+    assert_eq!(bus.rules()[0].origin.as_str(), "schedule");
+    eventually("the schedule fired", async || {
+        !recorder.got.lock().unwrap().is_empty()
+    })
+    .await;
+    let body = recorder.got.lock().unwrap()[0].1.body.clone();
+    assert_eq!(body, r#""muon:schedule:soon""#);
+    // It fires once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(recorder.got.lock().unwrap().len(), 1);
+}
