@@ -67,6 +67,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         muon_bus::Config {
             buses: app.buses.clone(),
             rules: app.rules.clone(),
+            schedules: app.schedules.clone(),
             ..Default::default()
         },
         Arc::new(store),
@@ -220,6 +221,25 @@ fn print_ready(
             } else {
                 targets.join(", ")
             }
+        );
+    }
+    for schedule in &app.schedules {
+        let targets: Vec<String> = schedule
+            .rule
+            .targets
+            .iter()
+            .map(|t| t.kind.describe())
+            .collect();
+        println!(
+            "  schedule {} {}{}  ->  {}",
+            schedule.rule.name,
+            schedule.expression,
+            schedule
+                .timezone
+                .as_deref()
+                .map(|tz| format!(" ({tz})"))
+                .unwrap_or_default(),
+            targets.join(", ")
         );
     }
     println!("  control API: http://{control}/v1   (Ctrl-C stops)");
