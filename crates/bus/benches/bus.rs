@@ -173,8 +173,13 @@ fn main() {
             let raw = raw_store(store, 64, Duration::from_secs(seconds)).await;
             println!("store alone, 64 publishers: sqlite {raw:.0} events/s");
         }
+        let only_sqlite = std::env::var("BUS_BENCH_ONLY_SQLITE").is_ok();
         for publishers in [16, 64] {
-            let memory = ingest(Arc::new(Memory::new()), publishers, Duration::from_secs(seconds)).await;
+            let memory = if only_sqlite {
+                f64::NAN
+            } else {
+                ingest(Arc::new(Memory::new()), publishers, Duration::from_secs(seconds)).await
+            };
             let path = dir.path().join(format!("ingest-{publishers}.db"));
             let sqlite = ingest(
                 Arc::new(muon_store_sqlite::Sqlite::open(&path).unwrap()),
