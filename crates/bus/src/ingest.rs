@@ -5,7 +5,7 @@ use std::sync::Arc;
 use muon_manifest::Rule;
 use muon_pattern::Event;
 use muon_store::{Delivery, DeliveryStatus, EventRecord, Op, Transaction};
-use muon_types::{BusName, DeliveryId, EventId};
+use muon_types::{BusName, EventId};
 
 use crate::trace::TraceContext;
 use crate::{Bus, deliver, now_ms};
@@ -142,7 +142,7 @@ impl Bus {
         mut envelope: serde_json::Value,
         trace: TraceContext,
     ) -> Result<EventId, crate::DeliveryError> {
-        let id = EventId::random();
+        let id = crate::new_event_id();
         envelope["id"] = serde_json::Value::String(id.to_string());
         let json = envelope.to_string();
         let parsed = Event::parse(&json).map_err(|e| crate::DeliveryError {
@@ -205,7 +205,7 @@ impl Bus {
                 for rule in matched {
                     for target in &rule.targets {
                         let delivery = Delivery {
-                            id: DeliveryId::random(),
+                            id: crate::new_delivery_id(),
                             event: record.id,
                             bus: record.bus.clone(),
                             rule: rule.name.clone(),
@@ -308,7 +308,7 @@ impl Bus {
                 }
             },
         };
-        let id = EventId::random();
+        let id = crate::new_event_id();
         let json = format!(
             "{{\"version\":\"0\",\"id\":\"{id}\",\"detail-type\":{},\"source\":{},\"account\":{},\"time\":\"{time}\",\"region\":{},\"resources\":{},\"detail\":{detail}}}",
             serde_json::Value::String(detail_type),
@@ -377,7 +377,7 @@ impl Bus {
                 else {
                     continue;
                 };
-                let id = EventId::random();
+                let id = crate::new_event_id();
                 envelope["id"] = serde_json::Value::String(id.to_string());
                 envelope["replay-name"] = serde_json::Value::String(name.to_string());
                 let json = envelope.to_string();

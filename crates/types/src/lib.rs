@@ -197,6 +197,11 @@ impl EventId {
     pub fn random() -> Self {
         Self(uuid::Uuid::new_v4().as_u128())
     }
+
+    /// The ID with these 128 bits (a time-ordered UUIDv7 made by a caller that reads the clock).
+    pub fn from_u128(bits: u128) -> Self {
+        Self(bits)
+    }
 }
 
 impl fmt::Display for EventId {
@@ -223,6 +228,11 @@ impl DeliveryId {
 
     pub fn random() -> Self {
         Self(uuid::Uuid::new_v4().as_u128())
+    }
+
+    /// The ID with these 128 bits (a time-ordered UUIDv7 made by a caller that reads the clock).
+    pub fn from_u128(bits: u128) -> Self {
+        Self(bits)
     }
 
     /// A W3C trace-context span ID (16 hex digits) for this delivery.
