@@ -136,7 +136,7 @@ async fn raw_store(store: Arc<dyn Store>, publishers: usize, duration: Duration)
                 let mut tx = muon_store::Transaction::new();
                 for _ in 0..10 {
                     tx.push(muon_store::Op::AppendEvent(muon_store::EventRecord {
-                        id: muon_types::EventId::random(),
+                        id: muon_types::EventId::from_u128(uuid::Uuid::now_v7().as_u128()),
                         bus: muon_types::BusName::default_bus(),
                         ingested_ms: 0,
                         json: json.clone(),
