@@ -348,6 +348,51 @@ fn events_cli_puts_lists_rules_and_redrives_dead_letters() {
         .unwrap();
     assert_eq!(bad.status(), 400);
     assert_eq!(json(bad)["error"], "InvalidEventPatternException");
+    // EventBridge's own protocol, as the AWS SDKs send it.
+    let aws = http
+        .post(format!("{}/", up.control))
+        .header("x-amz-target", "AWSEvents.PutEvents")
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(r#"{"Entries":[{"Source":"cli","DetailType":"Sdk","Detail":"{\"sdk\":true}","Time":1795651200}]}"#)
+        .send()
+        .unwrap();
+    assert_eq!(aws.status(), 200);
+    let aws = json(aws);
+    assert_eq!(aws["FailedEntryCount"], 0, "{aws}");
+    let id = aws["Entries"][0]["EventId"].as_str().unwrap();
+    let stored = json(
+        http.get(format!("{}/v1/events/{id}", up.control))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(
+        stored["event"]["event"]["time"], "2026-11-26T00:00:00Z",
+        "{stored}"
+    );
+    let unknown = http
+        .post(format!("{}/", up.control))
+        .header("x-amz-target", "AWSEvents.CreateEventBus")
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(unknown.status(), 400);
+    assert_eq!(json(unknown)["__type"], "UnknownOperationException");
+    let invalid = http
+        .post(format!("{}/", up.control))
+        .header("x-amz-target", "AWSEvents.PutEvents")
+        .body(r#"{"Entries":[]}"#)
+        .send()
+        .unwrap();
+    assert_eq!(invalid.status(), 400);
+    assert_eq!(json(invalid)["__type"], "ValidationException");
+    let bad_pattern = http
+        .post(format!("{}/", up.control))
+        .header("x-amz-target", "AWSEvents.TestEventPattern")
+        .body(r#"{"EventPattern":"{\"source\":\"x\"}","Event":"{}"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(bad_pattern.status(), 400);
+    assert_eq!(json(bad_pattern)["__type"], "InvalidEventPatternException");
     let malformed = http
         .post(format!("{}/v1/events", up.control))
         .body("{not json")

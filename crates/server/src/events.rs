@@ -27,6 +27,89 @@ pub fn router() -> Router<State> {
         .route("/v1/dlq", get(dead_letters))
         .route("/v1/dlq/redrive", post(redrive))
         .route("/v1/replays", post(replay))
+        .route("/", post(aws))
+}
+
+/// EventBridge's own wire protocol (awsJson1.1: `POST /` with `X-Amz-Target: AWSEvents.<Op>`),
+/// so the AWS SDKs and CLI work against muon with an endpoint URL. PutEvents and
+/// TestEventPattern are served; other operations answer `UnknownOperationException`.
+async fn aws(
+    state: axum::extract::State<State>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let aws_error = |status: StatusCode, code: &str, message: String| {
+        (
+            status,
+            [(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")],
+            serde_json::json!({ "__type": code, "message": message }).to_string(),
+        )
+            .into_response()
+    };
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(operation) = target.strip_prefix("AWSEvents.") else {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            format!("expected an X-Amz-Target header AWSEvents.<Operation>, got {target:?}"),
+        );
+    };
+    let mut answer = match operation {
+        "PutEvents" => put_events(state, headers.clone(), body).await,
+        "TestEventPattern" => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "PascalCase")]
+            struct Request {
+                event_pattern: String,
+                event: String,
+            }
+            let request: Request = match serde_json::from_slice(&body) {
+                Ok(r) => r,
+                Err(e) => {
+                    return aws_error(
+                        StatusCode::BAD_REQUEST,
+                        "ValidationException",
+                        format!("malformed request: {e}"),
+                    );
+                }
+            };
+            match muon_pattern::test_event_pattern(&request.event_pattern, &request.event) {
+                Ok(result) => Json(serde_json::json!({ "Result": result })).into_response(),
+                Err(e) => return aws_error(StatusCode::BAD_REQUEST, e.aws_code(), e.to_string()),
+            }
+        }
+        other => {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "UnknownOperationException",
+                format!(
+                    "operation {other} is not served by muon yet (PutEvents and TestEventPattern are)"
+                ),
+            );
+        }
+    };
+    // Errors in AWS's shape: `{"__type", "message"}`.
+    if !answer.status().is_success() {
+        let status = answer.status();
+        let bytes = axum::body::to_bytes(std::mem::take(answer.body_mut()), 1 << 20)
+            .await
+            .unwrap_or_default();
+        let e: muon_api::ErrorBody =
+            serde_json::from_slice(&bytes).unwrap_or(muon_api::ErrorBody {
+                error: "InternalException".into(),
+                message: String::from_utf8_lossy(&bytes).into_owned(),
+                invocation_id: None,
+            });
+        return aws_error(status, &e.error, e.message);
+    }
+    answer.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    answer
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
