@@ -279,7 +279,8 @@ macro_rules! text_serde {
 
 text_serde!(EventId, DeliveryId);
 
-/// Parse a duration as users write it: `250ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+/// Parse a duration as users write it: `250ms`, `30s`, `5m`, `1h`, `7d`, or a bare number of
+/// seconds.
 pub fn parse_duration(text: &str) -> Result<Duration> {
     let bad = || Error::Duration(text.to_string());
     let t = text.trim();
@@ -294,6 +295,7 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
         "us" | "µs" => 1e-6,
         "m" | "min" => 60.0,
         "h" => 3600.0,
+        "d" => 86_400.0,
         _ => return Err(bad()),
     };
     let secs = value * scale;
@@ -413,6 +415,10 @@ mod tests {
         assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
         for bad in ["", "s", "ten seconds", "5 parsecs", "-1s", "1e999"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
