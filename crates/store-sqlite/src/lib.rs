@@ -242,6 +242,22 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
             conn.prepare_cached("DELETE FROM rules WHERE bus = ?1 AND name = ?2")?
                 .execute(params![bus.as_str(), name.as_str()])?;
         }
+        Op::Prune { before_ms } => {
+            conn.prepare_cached(
+                "CREATE TEMP TABLE IF NOT EXISTS pruned (id TEXT PRIMARY KEY) WITHOUT ROWID",
+            )?
+            .execute([])?;
+            conn.prepare_cached(
+                "INSERT INTO pruned SELECT id FROM events WHERE ingested_ms < ?1
+                 AND id NOT IN (SELECT event FROM deliveries WHERE status <> 'delivered')",
+            )?
+            .execute([before_ms])?;
+            conn.prepare_cached("DELETE FROM deliveries WHERE event IN (SELECT id FROM pruned)")?
+                .execute([])?;
+            conn.prepare_cached("DELETE FROM events WHERE id IN (SELECT id FROM pruned)")?
+                .execute([])?;
+            conn.prepare_cached("DELETE FROM pruned")?.execute([])?;
+        }
     }
     Ok(())
 }

@@ -124,6 +124,11 @@ pub enum Op {
         bus: BusName,
         name: RuleName,
     },
+    /// Retention: forget the events ingested before `before_ms` that have no pending or
+    /// dead-lettered delivery, with their deliveries.
+    Prune {
+        before_ms: i64,
+    },
 }
 
 /// Writes committed together: all or nothing.

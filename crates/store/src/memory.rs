@@ -62,6 +62,24 @@ impl Store for Memory {
                 Op::DeleteRule { bus, name } => {
                     state.rules.remove(&(bus, name));
                 }
+                Op::Prune { before_ms } => {
+                    let kept: std::collections::HashSet<EventId> = state
+                        .deliveries
+                        .values()
+                        .filter(|(_, d)| d.status != DeliveryStatus::Delivered)
+                        .map(|(_, d)| d.event)
+                        .collect();
+                    let gone: std::collections::HashSet<EventId> = state
+                        .events
+                        .iter()
+                        .filter(|e| e.ingested_ms < before_ms && !kept.contains(&e.id))
+                        .map(|e| e.id)
+                        .collect();
+                    state.events.retain(|e| !gone.contains(&e.id));
+                    state
+                        .deliveries
+                        .retain(|_, (_, d)| !gone.contains(&d.event));
+                }
             }
         }
         ready(Ok(()))

@@ -40,7 +40,12 @@ pub async fn agrees_with_model(store: &dyn Store, seed: u64, rounds: usize) {
     for round in 0..rounds {
         let mut tx = Transaction::new();
         for _ in 0..=rng.below(4) {
-            match rng.below(6) {
+            match rng.below(7) {
+                6 => {
+                    tx.push(Op::Prune {
+                        before_ms: 1_000 + rng.below(round as u64 * 10 + 1) as i64,
+                    });
+                }
                 0 | 1 => {
                     let id = EventId::random();
                     events.push(id);
