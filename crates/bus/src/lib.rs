@@ -53,6 +53,9 @@ pub struct Config {
     pub retry_cap: Duration,
     /// Deliveries attempted at once, across all targets.
     pub max_in_flight: usize,
+    /// Events older than this are forgotten (checked every minute), unless one of their
+    /// deliveries is pending or dead-lettered. `None` keeps every event (the archive).
+    pub retention: Option<Duration>,
 }
 
 impl Default for Config {
@@ -66,6 +69,7 @@ impl Default for Config {
             retry_base: Duration::from_secs(1),
             retry_cap: Duration::from_secs(600),
             max_in_flight: 256,
+            retention: None,
         }
     }
 }
@@ -190,6 +194,20 @@ impl Bus {
         };
         let pending = bus.resume().await?;
         tokio::spawn(deliver::run(Arc::downgrade(&bus.inner), jobs));
+        if let Some(retention) = bus.inner.config.retention {
+            let weak = Arc::downgrade(&bus.inner);
+            tokio::spawn(async move {
+                loop {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let bus = Bus { inner };
+                    if let Err(e) = bus.prune(now_ms() - retention.as_millis() as i64).await {
+                        tracing::error!("retention: {e}");
+                    }
+                    drop(bus);
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                }
+            });
+        }
         for schedule in &bus.inner.config.schedules {
             tokio::spawn(schedules::run(Arc::downgrade(&bus.inner), schedule.clone()));
         }
@@ -253,6 +271,14 @@ impl Bus {
             let _ = self.inner.schedule.send(job);
         }
         Ok(count)
+    }
+
+    /// Forget the events accepted before `before_ms` whose deliveries are all delivered (what
+    /// the retention setting does every minute).
+    pub async fn prune(&self, before_ms: i64) -> Result<()> {
+        let mut tx = muon_store::Transaction::new();
+        tx.push(muon_store::Op::Prune { before_ms });
+        Ok(self.inner.store.commit(tx).await?)
     }
 
     /// Schedule every pending delivery found in the store.

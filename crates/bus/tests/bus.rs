@@ -546,3 +546,49 @@ async fn a_schedule_puts_its_event_and_its_targets_get_it() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(recorder.got.lock().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn retention_forgets_settled_events_only() {
+    let store = Arc::new(Memory::new());
+    let recorder = Recorder::default().failing("function:email", 1000, false);
+    let bus = Bus::start(
+        config(vec![order_rule()]),
+        store.clone(),
+        Arc::new(recorder.clone()),
+    )
+    .await
+    .unwrap();
+    let settled = accepted(&bus, vec![entry("{}")]).await[0];
+    let unmatched = bus
+        .put_events(
+            vec![PutEntry {
+                source: Some("elsewhere".into()),
+                ..entry("{}")
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    let EntryResult::Accepted(unmatched) = unmatched[0] else {
+        panic!("refused")
+    };
+    eventually("settled", async || {
+        !statuses(&store, settled)
+            .await
+            .contains(&DeliveryStatus::Pending)
+    })
+    .await;
+    // email's delivery is dead-lettered: the event stays for a redrive; the unmatched one goes.
+    bus.prune(i64::MAX).await.unwrap();
+    assert!(bus.event(settled).await.unwrap().is_some());
+    assert!(bus.event(unmatched).await.unwrap().is_none());
+    recorder.fail.lock().unwrap().clear();
+    bus.redrive(None).await.unwrap();
+    eventually("redriven", async || {
+        statuses(&store, settled).await == vec![DeliveryStatus::Delivered; 4]
+    })
+    .await;
+    bus.prune(i64::MAX).await.unwrap();
+    assert!(bus.event(settled).await.unwrap().is_none());
+    assert!(store.deliveries_of(settled).await.unwrap().is_empty());
+}

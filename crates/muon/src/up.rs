@@ -46,6 +46,10 @@ pub struct Args {
     /// Where durable state (events, deliveries, API rules) is kept (default: DIR/.muon).
     #[arg(long, env = "MUON_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Forget events older than this (`7d`, `12h`) once all their deliveries are delivered
+    /// (default: keep every event, for replays).
+    #[arg(long, env = "MUON_RETENTION", value_parser = muon_types::parse_duration)]
+    retention: Option<std::time::Duration>,
     /// Use the pooling instance allocator: auto (when the host allows it), always or never.
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     pooling: String,
@@ -68,6 +72,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             buses: app.buses.clone(),
             rules: app.rules.clone(),
             schedules: app.schedules.clone(),
+            retention: args.retention,
             ..Default::default()
         },
         Arc::new(store),
