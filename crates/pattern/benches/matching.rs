@@ -5,6 +5,10 @@
 
 use std::hint::black_box;
 
+// The allocator the `muon` binary runs with (parsing an event allocates per leaf).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use muon_pattern::{Event, Pattern, RuleSet};
 
