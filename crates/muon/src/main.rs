@@ -5,6 +5,7 @@ mod bench;
 mod client;
 mod dispatch;
 mod events;
+mod flows;
 mod up;
 
 use std::net::SocketAddr;
@@ -42,6 +43,9 @@ enum Command {
     /// Event-bus tools: put, tail, trace, dlq, replay (`test-pattern` runs without a server).
     #[command(subcommand)]
     Events(events::Command),
+    /// Step Functions workflows: `exec` runs one execution locally, without a server.
+    #[command(subcommand)]
+    Flows(flows::Command),
     /// The event rules of a running app.
     #[command(subcommand)]
     Rules(events::Rules),
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
             Command::Functions(args) => client::functions(args).await,
             Command::Events(command) => events::run(command).await,
             Command::Rules(command) => events::rules(command).await,
+            Command::Flows(command) => flows::run(command).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

@@ -102,7 +102,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Build, compile and pre-instantiate every function of `app`.
-fn prepare(app: &App, args: &Args, control: SocketAddr) -> anyhow::Result<Invoker> {
+pub(crate) fn prepare(app: &App, args: &Args, control: SocketAddr) -> anyhow::Result<Invoker> {
     let components = muon_manifest::build::components(app, |f: &Function| {
         eprintln!(
             "muon: building function `{}` from {} ...",
