@@ -88,11 +88,21 @@ async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
     if let Some(invoker) = &invoker {
         tokio::spawn(print_logs(invoker.clone()));
     }
-    let name = args
+    // The state machine is named after its file, in the characters Step Functions allows.
+    let name: String = args
         .definition
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "local".into());
+        .unwrap_or_else(|| "local".into())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     let exe = Driver::new(Tasks { invoker })
         .run(Arc::new(definition), info(&name), input)
         .await?;
