@@ -58,14 +58,20 @@ fn exec_file(file: &Path, args: &[&str]) -> Run {
     }
 }
 
-/// An app folder whose muon.toml names the `echo` and `trap` guests.
+/// An app folder whose muon.toml names the `echo`, `trap` and `spin` guests (`spin` twice:
+/// `slow` stops after 200 ms).
 fn app() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut manifest = String::from("app = \"flows\"\n");
-    for name in ["echo", "trap"] {
+    for (name, guest_name, extra) in [
+        ("echo", "echo", ""),
+        ("trap", "trap", ""),
+        ("spin", "spin", ""),
+        ("slow", "spin", "timeout = \"200ms\"\n"),
+    ] {
         manifest.push_str(&format!(
-            "[[function]]\nname = \"{name}\"\nruntime = \"wasm\"\nsource = {:?}\n",
-            guest(name).display().to_string()
+            "[[function]]\nname = \"{name}\"\nruntime = \"wasm\"\nsource = {:?}\n{extra}",
+            guest(guest_name).display().to_string()
         ));
     }
     std::fs::write(dir.path().join("muon.toml"), manifest).unwrap();
@@ -283,6 +289,40 @@ fn a_trapping_function_is_retried_then_caught() {
         run.stdout
             .starts_with("status: FAILED\nerror: States.TaskFailed\ncause: ")
     );
+}
+
+#[test]
+fn timeouts_fail_tasks_with_states_timeout() {
+    let app = app();
+    // `TimeoutSeconds` stops a function that never answers; the function's own timeout too.
+    let definition = json!({
+        "StartAt": "Spin",
+        "States": {
+            "Spin": {
+                "Type": "Task",
+                "Resource": "muon:function:spin",
+                "TimeoutSeconds": 1,
+                "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.e", "Next": "Slow"}],
+                "End": true
+            },
+            "Slow": {
+                "Type": "Task",
+                "Resource": "arn:aws:lambda:us-east-1:123456789012:function:slow",
+                "End": true
+            }
+        }
+    });
+    let run = exec(
+        &definition,
+        &["--app", app.path().to_str().unwrap(), "--json", "--history"],
+    );
+    assert_eq!(run.code, 1, "stderr: {}", run.stderr);
+    assert_eq!(run.result()["error"], "States.Timeout");
+    let events = run.history();
+    let types = types(&events);
+    assert!(types.contains(&"TaskTimedOut"), "{types:?}");
+    assert!(types.contains(&"LambdaFunctionTimedOut"), "{types:?}");
+    assert_eq!(types.last(), Some(&"ExecutionFailed"));
 }
 
 #[test]
