@@ -473,15 +473,11 @@ impl Tasks {
         };
         let text = String::from_utf8_lossy(&body);
         if !(200..300).contains(&status) {
-            let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-            let error = parsed
-                .as_ref()
-                .and_then(|v| v["errorType"].as_str().or_else(|| v["error"].as_str()))
-                .map_or_else(|| format!("HTTP {status}"), str::to_owned);
+            let (error, cause) = function_error(status, &body);
             return Input::TaskFailed {
                 task,
                 error: Some(error),
-                cause: (!text.trim().is_empty()).then(|| text.trim().to_owned()),
+                cause,
             };
         }
         let result = if text.trim().is_empty() {
@@ -506,6 +502,20 @@ impl Tasks {
         };
         Input::TaskSucceeded { task, output }
     }
+}
+
+/// The error name and cause of a function's non-2xx answer: the name from its JSON body's
+/// `errorType` or `error` (as a Lambda function reports errors), else `HTTP <status>`; the body
+/// is the cause.
+fn function_error(status: u16, body: &[u8]) -> (String, Option<String>) {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let error = parsed
+        .as_ref()
+        .and_then(|v| v["errorType"].as_str().or_else(|| v["error"].as_str()))
+        .map_or_else(|| format!("HTTP {status}"), str::to_owned);
+    let text = String::from_utf8_lossy(body);
+    let cause = (!text.trim().is_empty()).then(|| text.trim().to_owned());
+    (error, cause)
 }
 
 /// What a function answered.
@@ -657,7 +667,28 @@ fn print(exe: &Execution, args: &ExecArgs) {
 
 #[cfg(test)]
 mod tests {
-    use super::function_name;
+    use super::{function_error, function_name};
+
+    #[test]
+    fn error_names_from_failed_answers() {
+        let body = br#"{"errorType": "OrderRejected", "errorMessage": "too big"}"#;
+        assert_eq!(
+            function_error(400, body),
+            (
+                "OrderRejected".to_owned(),
+                Some(String::from_utf8_lossy(body).into_owned())
+            )
+        );
+        assert_eq!(
+            function_error(500, br#"{"error": "trap", "invocation_id": "inv_1"}"#).0,
+            "trap"
+        );
+        assert_eq!(
+            function_error(503, b"busy\n"),
+            ("HTTP 503".to_owned(), Some("busy".to_owned()))
+        );
+        assert_eq!(function_error(404, b""), ("HTTP 404".to_owned(), None));
+    }
 
     #[test]
     fn function_names_from_arns() {
