@@ -218,28 +218,12 @@ async fn logs(
     let live = journal.follow();
     let backlog: Vec<_> = journal.logs(&function, limit);
     let backlog = futures::stream::iter(backlog);
-    let live = futures::stream::unfold(live, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(line) => return Some((line, rx)),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    });
-    let lines = backlog
-        .chain(live.filter(move |l| std::future::ready(l.function == function)))
-        .map(|line| {
-            let mut json = serde_json::to_vec(&log_wire(&line)).expect("log lines serialize");
-            json.push(b'\n');
-            Ok::<_, std::convert::Infallible>(bytes::Bytes::from(json))
-        });
-    http::Response::builder()
-        .header(http::header::CONTENT_TYPE, "application/x-ndjson")
-        .header(http::header::CACHE_CONTROL, "no-cache")
-        .body(axum::body::Body::from_stream(lines))
-        .expect("a streaming response is valid")
-        .into_response()
+    let live = crate::broadcast_stream(live);
+    crate::ndjson(
+        backlog
+            .chain(live.filter(move |l| std::future::ready(l.function == function)))
+            .map(|line| log_wire(&line)),
+    )
 }
 
 /// EventBridge's TestEventPattern. Errors keep AWS's names: `InvalidEventPatternException` for

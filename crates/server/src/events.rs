@@ -446,29 +446,14 @@ async fn tail(state: axum::extract::State<State>, Query(q): Query<TailQuery>) ->
         Ok(b) => b,
         Err(r) => return r,
     };
-    let live = futures::stream::unfold(bus.tail(), |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(e) => return Some((e, rx)),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    });
     let only = q.bus;
-    let lines = live
-        .filter(move |e| std::future::ready(only.as_deref().is_none_or(|b| e.bus.as_str() == b)))
-        .map(|e| {
-            let mut json = serde_json::to_vec(&event_wire(&e)).expect("events serialize");
-            json.push(b'\n');
-            Ok::<_, std::convert::Infallible>(bytes::Bytes::from(json))
-        });
-    http::Response::builder()
-        .header(http::header::CONTENT_TYPE, "application/x-ndjson")
-        .header(http::header::CACHE_CONTROL, "no-cache")
-        .body(axum::body::Body::from_stream(lines))
-        .expect("a streaming response is valid")
-        .into_response()
+    crate::ndjson(
+        crate::broadcast_stream(bus.tail())
+            .filter(move |e| {
+                std::future::ready(only.as_deref().is_none_or(|b| e.bus.as_str() == b))
+            })
+            .map(|e| event_wire(&e)),
+    )
 }
 
 async fn buses(state: axum::extract::State<State>) -> Response {

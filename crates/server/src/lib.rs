@@ -143,6 +143,40 @@ fn error_json(error: &str, message: impl Into<String>, invocation: Option<String
     .into()
 }
 
+/// What a broadcast receiver gets, as a stream; items missed while lagging are skipped.
+fn broadcast_stream<T: Clone + Send + 'static>(
+    rx: tokio::sync::broadcast::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(item) => return Some((item, rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+/// A streaming `application/x-ndjson` answer: each item as one JSON object per line.
+fn ndjson<T: serde::Serialize>(
+    items: impl futures::Stream<Item = T> + Send + 'static,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use futures::StreamExt;
+    let lines = items.map(|item| {
+        let mut json = serde_json::to_vec(&item).expect("wire types serialize");
+        json.push(b'\n');
+        Ok::<_, std::convert::Infallible>(bytes::Bytes::from(json))
+    });
+    http::Response::builder()
+        .header(http::header::CONTENT_TYPE, "application/x-ndjson")
+        .header(http::header::CACHE_CONTROL, "no-cache")
+        .body(axum::body::Body::from_stream(lines))
+        .expect("a streaming response is valid")
+        .into_response()
+}
+
 /// An error answer with a JSON body, as both servers send them.
 fn error_response(
     status: http::StatusCode,
