@@ -1,7 +1,6 @@
 //! `inventory`: reserves the ordered items when an order is placed.
 
 use serde_json::json;
-use shop_events::{Request, respond};
 use wasi::http::types::{IncomingRequest, ResponseOutparam};
 
 wasi::http::proxy::export!(Handler);
@@ -10,23 +9,15 @@ struct Handler;
 
 impl wasi::exports::http::incoming_handler::Guest for Handler {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        // The event arrives as a POST: CloudEvents headers (`ce-id`, `ce-type`, ...) and the
-        // EventBridge envelope as the body.
-        let request = match Request::read(request) {
-            Ok(r) => r,
-            Err(why) => return respond(out, 400, &json!({ "error": why })),
-        };
-        let event = match request.json() {
-            Ok(e) => e,
-            Err(why) => return respond(out, 400, &json!({ "error": why })),
-        };
-        let order = &event["detail"];
-        let id = order["order_id"].as_str().unwrap_or("?");
-        let count: u64 = order["items"]
-            .as_array()
-            .map(|items| items.iter().filter_map(|i| i["qty"].as_u64()).sum())
-            .unwrap_or(0);
-        println!("inventory: reserved {count} item(s) for {id}");
-        respond(out, 200, &json!({ "reserved": count }));
+        shop_events::on_event(request, out, |_, event| {
+            let order = &event["detail"];
+            let id = order["order_id"].as_str().unwrap_or("?");
+            let count: u64 = order["items"]
+                .as_array()
+                .map(|items| items.iter().filter_map(|i| i["qty"].as_u64()).sum())
+                .unwrap_or(0);
+            println!("inventory: reserved {count} item(s) for {id}");
+            (200, json!({ "reserved": count }))
+        });
     }
 }

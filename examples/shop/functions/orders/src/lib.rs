@@ -48,7 +48,10 @@ fn check(order: &Value) -> Result<(), String> {
     if !customer.contains('@') {
         return Err("`customer` must be an email address".into());
     }
-    let items = order["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let items = order["items"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     if items.is_empty() {
         return Err("`items` must list at least one {\"sku\", \"qty\"}".into());
     }

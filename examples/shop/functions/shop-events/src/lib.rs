@@ -27,13 +27,20 @@ impl Request {
             .headers()
             .entries()
             .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_ascii_lowercase(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })
             .collect();
         let method = request.method();
         let path = request.path_with_query().unwrap_or_else(|| "/".into());
         let incoming = request.consume().map_err(|()| "no body".to_string())?;
         let body = {
-            let stream = incoming.stream().map_err(|()| "no body stream".to_string())?;
+            let stream = incoming
+                .stream()
+                .map_err(|()| "no body stream".to_string())?;
             read_all(&stream, MAX_BODY)?
         };
         drop(incoming);
@@ -87,6 +94,24 @@ fn write_all(out: &OutputStream, mut data: &[u8]) -> Result<(), StreamError> {
     out.blocking_flush()
 }
 
+/// Handle an event the bus delivers (a POST: CloudEvents headers such as `ce-id` and `ce-type`,
+/// the EventBridge envelope as the body): `f` gets the request and the parsed event and says
+/// what to answer. A body that is not JSON is answered with 400.
+pub fn on_event(
+    request: IncomingRequest,
+    out: ResponseOutparam,
+    f: impl FnOnce(&Request, &Value) -> (u16, Value),
+) {
+    let (status, body) = match Request::read(request).and_then(|r| {
+        let event = r.json()?;
+        Ok((r, event))
+    }) {
+        Ok((request, event)) => f(&request, &event),
+        Err(why) => (400, json!({ "error": why })),
+    };
+    respond(out, status, &body);
+}
+
 /// Answer with `status` and a JSON body.
 pub fn respond(out: ResponseOutparam, status: u16, body: &Value) {
     let headers =
@@ -113,9 +138,13 @@ pub fn publish(
     detail: &Value,
     traceparent: Option<&str>,
 ) -> Result<String, String> {
-    let url = std::env::var("MUON_EVENTS_URL")
-        .map_err(|_| "MUON_EVENTS_URL is not set: add `publish_events = true` to this function in muon.toml".to_string())?;
-    let (scheme, rest) = url.split_once("://").ok_or("MUON_EVENTS_URL is not a URL")?;
+    let url = std::env::var("MUON_EVENTS_URL").map_err(|_| {
+        "MUON_EVENTS_URL is not set: add `publish_events = true` to this function in muon.toml"
+            .to_string()
+    })?;
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("MUON_EVENTS_URL is not a URL")?;
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let mut headers = vec![("content-type".to_string(), b"application/json".to_vec())];
     if let Some(t) = traceparent {
@@ -124,10 +153,18 @@ pub fn publish(
     let request = OutgoingRequest::new(Fields::from_list(&headers).map_err(|e| format!("{e:?}"))?);
     request.set_method(&Method::Post).map_err(|()| "method")?;
     request
-        .set_scheme(Some(&if scheme == "https" { Scheme::Https } else { Scheme::Http }))
+        .set_scheme(Some(&if scheme == "https" {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        }))
         .map_err(|()| "scheme")?;
-    request.set_authority(Some(authority)).map_err(|()| "authority")?;
-    request.set_path_with_query(Some(path)).map_err(|()| "path")?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| "authority")?;
+    request
+        .set_path_with_query(Some(path))
+        .map_err(|()| "path")?;
     let body = json!({"Entries": [{
         "Source": source,
         "DetailType": detail_type,

@@ -1,7 +1,6 @@
 //! `warehouse`: tells the warehouse what to pick when an order is placed.
 
 use serde_json::json;
-use shop_events::{Request, respond};
 use wasi::http::types::{IncomingRequest, ResponseOutparam};
 
 wasi::http::proxy::export!(Handler);
@@ -10,28 +9,20 @@ struct Handler;
 
 impl wasi::exports::http::incoming_handler::Guest for Handler {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        // The event arrives as a POST: CloudEvents headers (`ce-id`, `ce-type`, ...) and the
-        // EventBridge envelope as the body.
-        let request = match Request::read(request) {
-            Ok(r) => r,
-            Err(why) => return respond(out, 400, &json!({ "error": why })),
-        };
-        let event = match request.json() {
-            Ok(e) => e,
-            Err(why) => return respond(out, 400, &json!({ "error": why })),
-        };
-        let order = &event["detail"];
-        let id = order["order_id"].as_str().unwrap_or("?");
-        let lines: Vec<String> = order["items"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|i| format!("{} x{}", i["sku"].as_str().unwrap_or("?"), i["qty"]))
-                    .collect()
-            })
-            .unwrap_or_default();
-        println!("warehouse: pick list for {id}: {}", lines.join(", "));
-        respond(out, 200, &json!({ "lines": lines.len() }));
+        shop_events::on_event(request, out, |_, event| {
+            let order = &event["detail"];
+            let id = order["order_id"].as_str().unwrap_or("?");
+            let lines: Vec<String> = order["items"]
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .map(|i| format!("{} x{}", i["sku"].as_str().unwrap_or("?"), i["qty"]))
+                        .collect()
+                })
+                .unwrap_or_default();
+            println!("warehouse: pick list for {id}: {}", lines.join(", "));
+            (200, json!({ "lines": lines.len() }))
+        });
     }
 }
