@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use futures::channel::oneshot;
 use muon_store::{
-    BoxFuture, Delivery, DeliveryStatus, Error, EventQuery, EventRecord, Op, Result, RuleRecord,
-    Store, Transaction,
+    BoxFuture, Delivery, DeliveryStatus, Error, EventQuery, EventRecord, ExecutionQuery,
+    ExecutionRecord, HistoryRecord, Op, Result, RuleRecord, StateMachineRecord, StepRecord, Store,
+    Transaction,
 };
 use muon_types::{BusName, DeliveryId, EventId, RuleName};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -61,6 +62,42 @@ CREATE TABLE IF NOT EXISTS rules (
     json TEXT NOT NULL,
     PRIMARY KEY (bus, name)
 );
+CREATE TABLE IF NOT EXISTS state_machines (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS executions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    arn TEXT NOT NULL UNIQUE,
+    machine TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    stop_ms INTEGER,
+    input TEXT NOT NULL,
+    output TEXT,
+    error TEXT,
+    cause TEXT,
+    definition TEXT NOT NULL,
+    info TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_by_status ON executions (status, seq);
+CREATE INDEX IF NOT EXISTS executions_by_machine ON executions (machine, seq);
+CREATE TABLE IF NOT EXISTS steps (
+    execution TEXT NOT NULL REFERENCES executions (arn),
+    seq INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    input TEXT NOT NULL,
+    PRIMARY KEY (execution, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    execution TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    json TEXT NOT NULL,
+    PRIMARY KEY (execution, id)
+) WITHOUT ROWID;
 ";
 
 struct Job {
@@ -79,12 +116,22 @@ fn backend(e: impl std::fmt::Display) -> Error {
     Error::Backend(e.to_string())
 }
 
+/// A failed commit: a broken constraint is a [`Error::Conflict`], anything else the backend's.
+fn commit_error(e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => Error::Conflict(e.to_string()),
+        _ => backend(e),
+    }
+}
+
 fn open_connection(path: &Path) -> Result<Connection> {
     let open = || {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // A step of an execution that does not exist is refused.
+        conn.pragma_update(None, "foreign_keys", "ON")?;
         Ok::<_, rusqlite::Error>(conn)
     };
     open().map_err(|e| {
@@ -163,13 +210,13 @@ fn write_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
 fn commit_group(conn: &mut Connection, group: &[Job]) -> Vec<Result<()>> {
     match commit_jobs(conn, group) {
         Ok(()) => group.iter().map(|_| Ok(())).collect(),
-        Err(e) if group.len() == 1 => vec![Err(backend(e))],
+        Err(e) if group.len() == 1 => vec![Err(commit_error(e))],
         Err(_) => group
             .iter()
             .map(|job| {
                 commit_jobs(conn, std::slice::from_ref(job)).map_err(|e| {
                     tracing::error!("store commit failed: {e}");
-                    backend(e)
+                    commit_error(e)
                 })
             })
             .collect(),
@@ -258,8 +305,104 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
                 .execute([])?;
             conn.prepare_cached("DELETE FROM pruned")?.execute([])?;
         }
+        Op::PutStateMachine(m) => {
+            conn.prepare_cached(
+                "INSERT INTO state_machines (name, kind, definition, created_ms)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name) DO UPDATE SET kind = ?2, definition = ?3, created_ms = ?4",
+            )?
+            .execute(params![m.name, m.kind, m.definition, m.created_ms])?;
+        }
+        Op::DeleteStateMachine { name } => {
+            conn.prepare_cached("DELETE FROM state_machines WHERE name = ?1")?
+                .execute([name])?;
+        }
+        Op::StartExecution {
+            execution: e,
+            history,
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO executions (arn, machine, name, status, start_ms, stop_ms, input,
+                     output, error, cause, definition, info)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                e.arn,
+                e.machine,
+                e.name,
+                e.status,
+                e.start_ms,
+                e.stop_ms,
+                e.input,
+                e.output,
+                e.error,
+                e.cause,
+                e.definition,
+                e.info
+            ])?;
+            append_history(conn, &e.arn, history)?;
+        }
+        Op::Step {
+            execution,
+            step,
+            history,
+            end,
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO steps (execution, seq, at_ms, input) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![execution, step.seq as i64, step.at_ms, step.input])?;
+            append_history(conn, execution, history)?;
+            if let Some(end) = end {
+                conn.prepare_cached(
+                    "UPDATE executions SET status = ?2, stop_ms = ?3, output = ?4, error = ?5,
+                         cause = ?6 WHERE arn = ?1",
+                )?
+                .execute(params![
+                    execution,
+                    end.status,
+                    end.stop_ms,
+                    end.output,
+                    end.error,
+                    end.cause
+                ])?;
+            }
+        }
     }
     Ok(())
+}
+
+fn append_history(
+    conn: &Connection,
+    execution: &str,
+    history: &[HistoryRecord],
+) -> rusqlite::Result<()> {
+    let mut insert =
+        conn.prepare_cached("INSERT INTO history (execution, id, json) VALUES (?1, ?2, ?3)")?;
+    for h in history {
+        insert.execute(params![execution, h.id as i64, h.json])?;
+    }
+    Ok(())
+}
+
+const EXECUTION_COLUMNS: &str =
+    "arn, machine, name, status, start_ms, stop_ms, input, output, error, cause, definition, info";
+
+fn execution_row(row: &Row<'_>) -> rusqlite::Result<ExecutionRecord> {
+    Ok(ExecutionRecord {
+        arn: row.get(0)?,
+        machine: row.get(1)?,
+        name: row.get(2)?,
+        status: row.get(3)?,
+        start_ms: row.get(4)?,
+        stop_ms: row.get(5)?,
+        input: row.get(6)?,
+        output: row.get(7)?,
+        error: row.get(8)?,
+        cause: row.get(9)?,
+        definition: row.get(10)?,
+        info: row.get(11)?,
+    })
 }
 
 /// A column that must parse as `T`; a value that does not is reported as corruption.
@@ -410,6 +553,95 @@ impl Store for Sqlite {
                     bus: column::<BusName>(row, 0)?,
                     name: column::<RuleName>(row, 1)?,
                     json: row.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn state_machines(&self) -> BoxFuture<'_, Result<Vec<StateMachineRecord>>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT name, kind, definition, created_ms FROM state_machines ORDER BY name",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(StateMachineRecord {
+                    name: row.get(0)?,
+                    kind: row.get(1)?,
+                    definition: row.get(2)?,
+                    created_ms: row.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn execution(&self, arn: &str) -> BoxFuture<'_, Result<Option<ExecutionRecord>>> {
+        let arn = arn.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {EXECUTION_COLUMNS} FROM executions WHERE arn = ?1"
+            ))?
+            .query_row([arn], execution_row)
+            .optional()
+        })
+    }
+
+    fn executions(&self, q: ExecutionQuery) -> BoxFuture<'_, Result<Vec<ExecutionRecord>>> {
+        self.read(move |conn| {
+            let mut sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE 1 = 1");
+            let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+            if let Some(machine) = &q.machine {
+                args.push(Box::new(machine.clone()));
+                sql += &format!(" AND machine = ?{}", args.len());
+            }
+            if let Some(status) = &q.status {
+                args.push(Box::new(status.clone()));
+                sql += &format!(" AND status = ?{}", args.len());
+            }
+            args.push(Box::new(q.limit as i64));
+            sql += &format!(" ORDER BY seq DESC LIMIT ?{}", args.len());
+            let mut statement = conn.prepare_cached(&sql)?;
+            let rows = statement.query_map(
+                rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())),
+                execution_row,
+            )?;
+            rows.collect()
+        })
+    }
+
+    fn steps(&self, arn: &str) -> BoxFuture<'_, Result<Vec<StepRecord>>> {
+        let arn = arn.to_owned();
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT seq, at_ms, input FROM steps WHERE execution = ?1 ORDER BY seq",
+            )?;
+            let rows = statement.query_map([arn], |row| {
+                Ok(StepRecord {
+                    seq: row.get::<_, i64>(0)? as u64,
+                    at_ms: row.get(1)?,
+                    input: row.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn history(
+        &self,
+        arn: &str,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<HistoryRecord>>> {
+        let arn = arn.to_owned();
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT id, json FROM history WHERE execution = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            )?;
+            let rows = statement.query_map(params![arn, after as i64, limit as i64], |row| {
+                Ok(HistoryRecord {
+                    id: row.get::<_, i64>(0)? as u64,
+                    json: row.get(1)?,
                 })
             })?;
             rows.collect()

@@ -7,6 +7,10 @@
 //! (group commit). A commit's future resolves only after the data is durable: callers
 //! acknowledge to users after it, never before. Reads are separate queries.
 //!
+//! Two concerns share the store: the event bus (events, deliveries, rules) and workflows (state
+//! machines, executions with the inputs applied to them and their history). One transaction may
+//! touch both.
+//!
 //! This crate names no backend and does no IO itself; `store-sqlite` (embedded) implements
 //! [`Store`], the binary chooses.
 
@@ -29,6 +33,10 @@ pub enum Error {
     /// The store was shut down.
     #[error("the store is closed")]
     Closed,
+    /// The transaction breaks a rule of the data: an execution that already exists, a step
+    /// recorded twice, a step of an unknown execution.
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -111,6 +119,77 @@ pub struct RuleRecord {
     pub json: String,
 }
 
+/// A state machine created through the API (manifest workflows are not stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateMachineRecord {
+    pub name: String,
+    /// `STANDARD` or `EXPRESS`.
+    pub kind: String,
+    /// The Amazon States Language definition, JSON text.
+    pub definition: String,
+    pub created_ms: i64,
+}
+
+/// One durable (Standard) workflow execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionRecord {
+    pub arn: String,
+    /// The state machine's name.
+    pub machine: String,
+    pub name: String,
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT` or `ABORTED`.
+    pub status: String,
+    pub start_ms: i64,
+    pub stop_ms: Option<i64>,
+    /// JSON text.
+    pub input: String,
+    /// JSON text, once it succeeded.
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    /// The definition it runs, as it was when it started (JSON text).
+    pub definition: String,
+    /// What the engine needs besides the definition and input to rebuild the execution (its
+    /// identity and random seed), JSON text the engine owns.
+    pub info: String,
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionEnd {
+    pub status: String,
+    pub stop_ms: i64,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+/// One input applied to an execution (a task's result, a timer that fired, a stop), numbered
+/// from 1 in the order applied: replaying them rebuilds the execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRecord {
+    pub seq: u64,
+    pub at_ms: i64,
+    /// JSON text the engine owns.
+    pub input: String,
+}
+
+/// One event of an execution's history, as `GetExecutionHistory` shows it (JSON text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRecord {
+    /// The event's `id`, from 1.
+    pub id: u64,
+    pub json: String,
+}
+
+/// Which executions a query returns, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecutionQuery {
+    pub machine: Option<String>,
+    pub status: Option<String>,
+    pub limit: usize,
+}
+
 /// One write in a [`Transaction`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -128,6 +207,25 @@ pub enum Op {
     /// dead-lettered delivery, with their deliveries.
     Prune {
         before_ms: i64,
+    },
+    /// Create or replace an API state machine.
+    PutStateMachine(StateMachineRecord),
+    DeleteStateMachine {
+        name: String,
+    },
+    /// Create an execution (its ARN is new) with the first events of its history.
+    StartExecution {
+        execution: ExecutionRecord,
+        history: Vec<HistoryRecord>,
+    },
+    /// Record one input applied to a running execution, the history events it appended and,
+    /// if it ended the execution, how. A step whose number was already recorded fails the
+    /// transaction: an execution cannot fork.
+    Step {
+        execution: String,
+        step: StepRecord,
+        history: Vec<HistoryRecord>,
+        end: Option<ExecutionEnd>,
     },
 }
 
@@ -181,4 +279,16 @@ pub trait Store: Send + Sync + 'static {
     /// Every delivery of one event.
     fn deliveries_of(&self, event: EventId) -> BoxFuture<'_, Result<Vec<Delivery>>>;
     fn rules(&self) -> BoxFuture<'_, Result<Vec<RuleRecord>>>;
+    fn state_machines(&self) -> BoxFuture<'_, Result<Vec<StateMachineRecord>>>;
+    fn execution(&self, arn: &str) -> BoxFuture<'_, Result<Option<ExecutionRecord>>>;
+    fn executions(&self, query: ExecutionQuery) -> BoxFuture<'_, Result<Vec<ExecutionRecord>>>;
+    /// The inputs applied to an execution, in order.
+    fn steps(&self, arn: &str) -> BoxFuture<'_, Result<Vec<StepRecord>>>;
+    /// An execution's history events with `id > after`, in order (at most `limit`).
+    fn history(
+        &self,
+        arn: &str,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<HistoryRecord>>>;
 }

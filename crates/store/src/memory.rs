@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use muon_types::{BusName, DeliveryId, EventId, RuleName};
 
 use crate::{
-    BoxFuture, Delivery, DeliveryStatus, EventQuery, EventRecord, Op, Result, RuleRecord, Store,
+    BoxFuture, Delivery, DeliveryStatus, Error, EventQuery, EventRecord, ExecutionQuery,
+    ExecutionRecord, HistoryRecord, Op, Result, RuleRecord, StateMachineRecord, StepRecord, Store,
     Transaction,
 };
 
@@ -24,6 +25,53 @@ struct State {
     deliveries: BTreeMap<DeliveryId, (u64, Delivery)>,
     rules: BTreeMap<(BusName, RuleName), RuleRecord>,
     next_seq: u64,
+    machines: BTreeMap<String, StateMachineRecord>,
+    /// Executions in the order they started.
+    executions: Vec<Execution>,
+    /// ARN -> index in `executions`.
+    by_arn: std::collections::HashMap<String, usize>,
+}
+
+#[derive(Clone)]
+struct Execution {
+    record: ExecutionRecord,
+    steps: Vec<StepRecord>,
+    history: Vec<HistoryRecord>,
+}
+
+impl State {
+    /// Why `tx` cannot be committed, if it cannot: the checks a backend's constraints make.
+    fn conflict(&self, tx: &Transaction) -> Option<String> {
+        let mut started = std::collections::HashSet::new();
+        let mut stepped = std::collections::HashSet::new();
+        for op in &tx.ops {
+            match op {
+                Op::StartExecution { execution, .. }
+                    if self.by_arn.contains_key(&execution.arn)
+                        || !started.insert(execution.arn.as_str()) =>
+                {
+                    return Some(format!("execution {} already exists", execution.arn));
+                }
+                Op::Step {
+                    execution, step, ..
+                } => {
+                    let known = self.by_arn.get(execution).map(|&i| &self.executions[i]);
+                    if known.is_none() && !started.contains(execution.as_str()) {
+                        return Some(format!("execution {execution} does not exist"));
+                    }
+                    let seen = known.is_some_and(|e| e.steps.iter().any(|s| s.seq == step.seq));
+                    if seen || !stepped.insert((execution.as_str(), step.seq)) {
+                        return Some(format!(
+                            "step {} of execution {execution} is already recorded",
+                            step.seq
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
 }
 
 impl Memory {
@@ -43,6 +91,9 @@ fn ready<T: Send + 'static>(value: T) -> BoxFuture<'static, T> {
 impl Store for Memory {
     fn commit(&self, tx: Transaction) -> BoxFuture<'_, Result<()>> {
         let mut state = self.state();
+        if let Some(why) = state.conflict(&tx) {
+            return ready(Err(Error::Conflict(why)));
+        }
         for op in tx.ops {
             match op {
                 Op::AppendEvent(e) => state.events.push(e),
@@ -79,6 +130,39 @@ impl Store for Memory {
                     state
                         .deliveries
                         .retain(|_, (_, d)| !gone.contains(&d.event));
+                }
+                Op::PutStateMachine(m) => {
+                    state.machines.insert(m.name.clone(), m);
+                }
+                Op::DeleteStateMachine { name } => {
+                    state.machines.remove(&name);
+                }
+                Op::StartExecution { execution, history } => {
+                    let index = state.executions.len();
+                    state.by_arn.insert(execution.arn.clone(), index);
+                    state.executions.push(Execution {
+                        record: execution,
+                        steps: Vec::new(),
+                        history,
+                    });
+                }
+                Op::Step {
+                    execution,
+                    step,
+                    history,
+                    end,
+                } => {
+                    let index = state.by_arn[&execution];
+                    let e = &mut state.executions[index];
+                    e.steps.push(step);
+                    e.history.extend(history);
+                    if let Some(end) = end {
+                        e.record.status = end.status;
+                        e.record.stop_ms = Some(end.stop_ms);
+                        e.record.output = end.output;
+                        e.record.error = end.error;
+                        e.record.cause = end.cause;
+                    }
                 }
             }
         }
@@ -144,5 +228,66 @@ impl Store for Memory {
 
     fn rules(&self) -> BoxFuture<'_, Result<Vec<RuleRecord>>> {
         ready(Ok(self.state().rules.values().cloned().collect()))
+    }
+
+    fn state_machines(&self) -> BoxFuture<'_, Result<Vec<StateMachineRecord>>> {
+        ready(Ok(self.state().machines.values().cloned().collect()))
+    }
+
+    fn execution(&self, arn: &str) -> BoxFuture<'_, Result<Option<ExecutionRecord>>> {
+        let state = self.state();
+        let found = state
+            .by_arn
+            .get(arn)
+            .map(|&i| state.executions[i].record.clone());
+        ready(Ok(found))
+    }
+
+    fn executions(&self, q: ExecutionQuery) -> BoxFuture<'_, Result<Vec<ExecutionRecord>>> {
+        let state = self.state();
+        let found = state
+            .executions
+            .iter()
+            .rev()
+            .map(|e| &e.record)
+            .filter(|r| q.machine.as_ref().is_none_or(|m| &r.machine == m))
+            .filter(|r| q.status.as_ref().is_none_or(|s| &r.status == s))
+            .take(q.limit)
+            .cloned()
+            .collect();
+        ready(Ok(found))
+    }
+
+    fn steps(&self, arn: &str) -> BoxFuture<'_, Result<Vec<StepRecord>>> {
+        let state = self.state();
+        let found = state
+            .by_arn
+            .get(arn)
+            .map(|&i| state.executions[i].steps.clone())
+            .unwrap_or_default();
+        ready(Ok(found))
+    }
+
+    fn history(
+        &self,
+        arn: &str,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<HistoryRecord>>> {
+        let state = self.state();
+        let found = state
+            .by_arn
+            .get(arn)
+            .map(|&i| {
+                state.executions[i]
+                    .history
+                    .iter()
+                    .filter(|h| h.id > after)
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        ready(Ok(found))
     }
 }

@@ -4,7 +4,9 @@
 use muon_types::{BusName, DeliveryId, EventId, RuleName};
 
 use crate::{
-    Delivery, DeliveryStatus, EventQuery, EventRecord, Memory, Op, RuleRecord, Store, Transaction,
+    Delivery, DeliveryStatus, EventQuery, EventRecord, ExecutionEnd, ExecutionQuery,
+    ExecutionRecord, HistoryRecord, Memory, Op, RuleRecord, StateMachineRecord, StepRecord, Store,
+    Transaction,
 };
 
 /// A small deterministic generator (xorshift), so failures reproduce from the seed.
@@ -37,10 +39,97 @@ pub async fn agrees_with_model(store: &dyn Store, seed: u64, rounds: usize) {
     let mut events: Vec<EventId> = Vec::new();
     let mut deliveries: Vec<Delivery> = Vec::new();
     let mut spans: Vec<String> = vec!["00000000000000aa".into()];
+    // ARN -> (steps recorded, history events recorded, ended).
+    let mut executions: Vec<(String, u64, u64, bool)> = Vec::new();
+    let machines = ["order", "refund"];
     for round in 0..rounds {
         let mut tx = Transaction::new();
         for _ in 0..=rng.below(4) {
-            match rng.below(7) {
+            match rng.below(11) {
+                7 => {
+                    let name = machines[rng.below(2) as usize].to_string();
+                    if rng.below(4) == 0 {
+                        tx.push(Op::DeleteStateMachine { name });
+                    } else {
+                        tx.push(Op::PutStateMachine(StateMachineRecord {
+                            name,
+                            kind: ["STANDARD", "EXPRESS"][rng.below(2) as usize].into(),
+                            definition: format!("{{\"v\":{}}}", rng.next()),
+                            created_ms: round as i64,
+                        }));
+                    }
+                }
+                8 => {
+                    let machine = machines[rng.below(2) as usize];
+                    let arn = format!("arn:aws:states:local:0:execution:{machine}:{}", rng.next());
+                    let events = rng.below(3);
+                    tx.push(Op::StartExecution {
+                        execution: ExecutionRecord {
+                            arn: arn.clone(),
+                            machine: machine.into(),
+                            name: arn.rsplit(':').next().unwrap_or_default().into(),
+                            status: "RUNNING".into(),
+                            start_ms: round as i64,
+                            stop_ms: None,
+                            input: "{}".into(),
+                            output: None,
+                            error: None,
+                            cause: None,
+                            definition: "{}".into(),
+                            info: format!("{{\"seed\":{}}}", rng.next()),
+                        },
+                        history: (1..=events)
+                            .map(|id| HistoryRecord {
+                                id,
+                                json: format!("{{\"id\":{id}}}"),
+                            })
+                            .collect(),
+                    });
+                    executions.push((arn, 0, events, false));
+                }
+                9 | 10 if !executions.is_empty() => {
+                    let i = rng.below(executions.len() as u64) as usize;
+                    let (arn, steps, events, ended) = &mut executions[i];
+                    if *ended {
+                        continue;
+                    }
+                    // Now and then a step recorded twice: both must refuse it.
+                    let seq = if *steps > 0 && rng.below(8) == 0 {
+                        *steps
+                    } else {
+                        *steps += 1;
+                        *steps
+                    };
+                    let history: Vec<HistoryRecord> = (0..rng.below(4))
+                        .map(|_| {
+                            *events += 1;
+                            HistoryRecord {
+                                id: *events,
+                                json: format!("{{\"id\":{events}}}"),
+                            }
+                        })
+                        .collect();
+                    let end = (rng.below(4) == 0).then(|| {
+                        *ended = true;
+                        ExecutionEnd {
+                            status: "SUCCEEDED".into(),
+                            stop_ms: round as i64,
+                            output: Some("{\"ok\":true}".into()),
+                            error: None,
+                            cause: None,
+                        }
+                    });
+                    tx.push(Op::Step {
+                        execution: arn.clone(),
+                        step: StepRecord {
+                            seq,
+                            at_ms: round as i64,
+                            input: format!("{{\"n\":{seq}}}"),
+                        },
+                        history,
+                        end,
+                    });
+                }
                 6 => {
                     tx.push(Op::Prune {
                         before_ms: 1_000 + rng.below(round as u64 * 10 + 1) as i64,
@@ -116,7 +205,26 @@ pub async fn agrees_with_model(store: &dyn Store, seed: u64, rounds: usize) {
             }
         }
         let (a, b) = (store.commit(tx.clone()).await, model.commit(tx).await);
-        assert!(a.is_ok() && b.is_ok(), "seed {seed} round {round}: {a:?}");
+        assert_eq!(
+            a.is_ok(),
+            b.is_ok(),
+            "seed {seed} round {round}: the store answered {a:?}, the model {b:?}"
+        );
+        if let Err(e) = &a {
+            assert!(
+                matches!(e, crate::Error::Conflict(_)),
+                "seed {seed} round {round}: {e}"
+            );
+            // A refused transaction leaves nothing behind: forget what it would have written.
+            let mut kept = Vec::new();
+            for e in executions.drain(..) {
+                if model.execution(&e.0).await.unwrap().is_some() {
+                    kept.push(e);
+                }
+            }
+            executions = kept;
+            resync(&model, &mut executions).await;
+        }
         let context = |what: &str| format!("seed {seed} round {round}: {what} differ");
         for status in [
             DeliveryStatus::Pending,
@@ -163,6 +271,45 @@ pub async fn agrees_with_model(store: &dyn Store, seed: u64, rounds: usize) {
                 context("deliveries of an event")
             );
         }
+        let mut machines_a = store.state_machines().await.unwrap();
+        machines_a.sort_by(|x, y| x.name.cmp(&y.name));
+        let mut machines_b = model.state_machines().await.unwrap();
+        machines_b.sort_by(|x, y| x.name.cmp(&y.name));
+        assert_eq!(machines_a, machines_b, "{}", context("state machines"));
+        let query = ExecutionQuery {
+            machine: (rng.below(2) == 0).then(|| machines[rng.below(2) as usize].to_string()),
+            status: (rng.below(2) == 0)
+                .then(|| ["RUNNING", "SUCCEEDED"][rng.below(2) as usize].to_string()),
+            limit: 1 + rng.below(20) as usize,
+        };
+        assert_eq!(
+            store.executions(query.clone()).await.unwrap(),
+            model.executions(query).await.unwrap(),
+            "{}",
+            context("executions")
+        );
+        if !executions.is_empty() {
+            let arn = &executions[rng.below(executions.len() as u64) as usize].0;
+            assert_eq!(
+                store.execution(arn).await.unwrap(),
+                model.execution(arn).await.unwrap(),
+                "{}",
+                context("execution")
+            );
+            assert_eq!(
+                store.steps(arn).await.unwrap(),
+                model.steps(arn).await.unwrap(),
+                "{}",
+                context("steps")
+            );
+            let after = rng.below(4);
+            assert_eq!(
+                store.history(arn, after, 3).await.unwrap(),
+                model.history(arn, after, 3).await.unwrap(),
+                "{}",
+                context("history")
+            );
+        }
         if let Some(d) = deliveries.first() {
             assert_eq!(
                 store.delivery(d.id).await.unwrap(),
@@ -171,6 +318,24 @@ pub async fn agrees_with_model(store: &dyn Store, seed: u64, rounds: usize) {
                 context("delivery")
             );
         }
+    }
+}
+
+/// After a refused transaction, count the executions' steps and events from the model again.
+async fn resync(model: &Memory, executions: &mut [(String, u64, u64, bool)]) {
+    for (arn, steps, events, ended) in executions.iter_mut() {
+        *steps = model.steps(arn).await.unwrap().len() as u64;
+        *events = model
+            .history(arn, 0, usize::MAX)
+            .await
+            .unwrap()
+            .last()
+            .map_or(0, |h| h.id);
+        *ended = model
+            .execution(arn)
+            .await
+            .unwrap()
+            .is_some_and(|e| e.status != "RUNNING");
     }
 }
 
