@@ -26,6 +26,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/invocations/{id}", get(invocation))
         .route("/v1/events/test-pattern", axum::routing::post(test_pattern))
         .merge(crate::events::router())
+        .merge(crate::flows::router())
         .fallback(|request: Request| async move {
             not_found(format!(
                 "no API operation at {} {}",

@@ -33,6 +33,7 @@ pub fn router() -> Router<State> {
 /// EventBridge's own wire protocol (awsJson1.1: `POST /` with `X-Amz-Target: AWSEvents.<Op>`),
 /// so the AWS SDKs and CLI work against muon with an endpoint URL. PutEvents and
 /// TestEventPattern are served; other operations answer `UnknownOperationException`.
+/// `AWSStepFunctions.<Op>` targets go to the workflow API (`crate::flows`).
 async fn aws(
     state: axum::extract::State<State>,
     headers: HeaderMap,
@@ -50,11 +51,16 @@ async fn aws(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    if let Some(operation) = target.strip_prefix("AWSStepFunctions.") {
+        return crate::flows::aws(&state, operation, &body).await;
+    }
     let Some(operation) = target.strip_prefix("AWSEvents.") else {
         return aws_error(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
-            format!("expected an X-Amz-Target header AWSEvents.<Operation>, got {target:?}"),
+            format!(
+                "expected an X-Amz-Target header AWSEvents.<Operation> or AWSStepFunctions.<Operation>, got {target:?}"
+            ),
         );
     };
     let mut answer = match operation {

@@ -8,6 +8,7 @@
 
 mod control;
 mod events;
+mod flows;
 mod gateway;
 
 use std::net::SocketAddr;
@@ -52,6 +53,7 @@ struct StateInner {
     invoker: Invoker,
     routes: Routes,
     bus: Option<muon_bus::Bus>,
+    flows: Option<muon_flow::Flows>,
 }
 
 impl State {
@@ -67,6 +69,7 @@ impl State {
                 invoker,
                 routes,
                 bus: None,
+                flows: None,
             }),
         }
     }
@@ -82,6 +85,22 @@ impl State {
                 ..inner
             }),
         }
+    }
+
+    pub fn with_flows(self, flows: muon_flow::Flows) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| {
+            panic!("with_flows is called while building the state, before it is shared")
+        });
+        Self {
+            inner: Arc::new(StateInner {
+                flows: Some(flows),
+                ..inner
+            }),
+        }
+    }
+
+    pub fn flows(&self) -> Option<&muon_flow::Flows> {
+        self.inner.flows.as_ref()
     }
 
     pub fn bus(&self) -> Option<&muon_bus::Bus> {
