@@ -1,29 +1,71 @@
-//! How the bus reaches functions and HTTP endpoints: the binary composes the invoker and an
-//! HTTP client into the bus's `Dispatch`.
+//! How the bus and the workflow engine reach what they call: the binary composes the invoker,
+//! an HTTP client, the bus and the workflow engine into the bus's `Dispatch` (event targets) and
+//! the engine's `Dispatch` (Task states). The bus and the engine reach each other through here
+//! (a rule targets a workflow, a task puts events), never directly.
 
 use http_body_util::BodyExt;
 use muon_bus::{DeliveryError, Dispatch, Message};
+use muon_flow::{Answer, DispatchError, FunctionCall, HttpCall};
 use muon_manifest::TargetKind;
 use muon_runtime::Invoker;
 use muon_store::BoxFuture;
+use serde_json::{Value, json};
+use tokio::sync::watch;
 
 /// How much of a failed answer's body goes into the delivery's error message.
 const ERROR_BODY_BYTES: usize = 512;
 
+#[derive(Clone)]
 pub struct Targets {
     invoker: Invoker,
     http: reqwest::Client,
+    bus: watch::Receiver<Option<muon_bus::Bus>>,
+    flows: watch::Receiver<Option<muon_flow::Flows>>,
+}
+
+/// Hands the bus and the engine to [`Targets`] once they have started (each needs the other's
+/// dispatch to start).
+pub struct Services {
+    pub bus: watch::Sender<Option<muon_bus::Bus>>,
+    pub flows: watch::Sender<Option<muon_flow::Flows>>,
 }
 
 impl Targets {
-    pub fn new(invoker: Invoker) -> Self {
-        Self {
-            invoker,
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .expect("an HTTP client without TLS builds"),
-        }
+    pub fn new(invoker: Invoker) -> (Self, Services) {
+        let (bus_tx, bus) = watch::channel(None);
+        let (flows_tx, flows) = watch::channel(None);
+        (
+            Self {
+                invoker,
+                http: reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(30))
+                    .build()
+                    .expect("an HTTP client without TLS builds"),
+                bus,
+                flows,
+            },
+            Services {
+                bus: bus_tx,
+                flows: flows_tx,
+            },
+        )
+    }
+
+    /// The bus, once it started; `None` when this process runs none (`muon flows exec`).
+    async fn bus(&self) -> Option<muon_bus::Bus> {
+        let mut rx = self.bus.clone();
+        rx.wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|b| b.clone())
+    }
+
+    async fn flows(&self) -> Option<muon_flow::Flows> {
+        let mut rx = self.flows.clone();
+        rx.wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|f| f.clone())
     }
 }
 
@@ -146,15 +188,8 @@ impl Dispatch for Targets {
             }
             TargetKind::Workflow(name) => {
                 let name = name.clone();
-                Box::pin(async move {
-                    Err(DeliveryError {
-                        code: "NotSupported".into(),
-                        message: format!(
-                            "workflow {name}: workflows are not available in this version of muon yet"
-                        ),
-                        retryable: false,
-                    })
-                })
+                let me = self.clone();
+                Box::pin(async move { me.start_workflow(name, message).await })
             }
             TargetKind::Bus(bus) => {
                 let bus = bus.clone();
@@ -167,5 +202,233 @@ impl Dispatch for Targets {
                 })
             }
         }
+    }
+}
+
+impl Targets {
+    /// A rule's workflow target: start an execution with the event as input. The execution is
+    /// named after the delivery, so a delivery attempted again starts nothing new.
+    async fn start_workflow(&self, machine: String, message: Message) -> Result<(), DeliveryError> {
+        let Some(flows) = self.flows().await else {
+            return Err(DeliveryError {
+                code: "ServiceUnavailable".into(),
+                message: "this server runs no workflows".into(),
+                retryable: true,
+            });
+        };
+        let delivery = message
+            .headers
+            .iter()
+            .find(|(k, _)| *k == "x-muon-delivery")
+            .map(|(_, v)| v.clone());
+        // A transformed input that is not JSON is passed on as a JSON string.
+        let input = match serde_json::from_str::<Value>(&message.body) {
+            Ok(_) => message.body,
+            Err(_) => Value::String(message.body).to_string(),
+        };
+        let started = flows
+            .start_execution(muon_flow::StartRequest {
+                machine: machine.clone(),
+                name: delivery,
+                input: Some(input),
+            })
+            .await;
+        match started {
+            Ok(_) | Err(muon_flow::Error::ExecutionExists(_)) => Ok(()),
+            Err(e) => Err(DeliveryError {
+                code: e.aws_code().into(),
+                message: format!("workflow {machine}: {e}"),
+                retryable: !e.is_client_error(),
+            }),
+        }
+    }
+
+    /// Invoke a function and read its whole answer (at most `limit` bytes).
+    async fn call(&self, call: FunctionCall, limit: usize) -> Result<Answer, DispatchError> {
+        let not_found = || {
+            DispatchError::new(
+                "Lambda.ResourceNotFoundException",
+                format!(
+                    "Function not found: {} (the app defines: {})",
+                    call.function,
+                    self.invoker
+                        .functions()
+                        .map(|f| f.name.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        };
+        let Ok(name) = muon_types::FunctionName::new(&call.function) else {
+            return Err(not_found());
+        };
+        let mut request = http::Request::builder().method(http::Method::POST).uri("/");
+        for (k, v) in &call.headers {
+            request = request.header(*k, v);
+        }
+        let request = request
+            .body(muon_runtime::full(bytes::Bytes::from(call.body.clone())))
+            .map_err(|e| DispatchError::new(muon_asl::errors::RUNTIME, e.to_string()))?;
+        let Some((id, result)) = self.invoker.invoke(&name, request).await else {
+            return Err(not_found());
+        };
+        let response = result.map_err(|f| {
+            if f.status == muon_types::Status::Timeout {
+                DispatchError::new(
+                    muon_asl::errors::TIMEOUT,
+                    format!("function {name} (invocation {id}) timed out"),
+                )
+            } else {
+                DispatchError::new(
+                    muon_asl::errors::TASK_FAILED,
+                    format!(
+                        "function {name} (invocation {id}) failed: {} ({})",
+                        f.message,
+                        f.status.as_str()
+                    ),
+                )
+            }
+        })?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut kept = Vec::new();
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        kept.extend_from_slice(&data);
+                        if kept.len() > limit {
+                            return Err(DispatchError::new(
+                                muon_asl::errors::DATA_LIMIT_EXCEEDED,
+                                format!(
+                                    "function {name} (invocation {id}) answered more than {limit} bytes"
+                                ),
+                            ));
+                        }
+                    }
+                }
+                Err(e) => {
+                    return Err(DispatchError::new(
+                        muon_asl::errors::TASK_FAILED,
+                        format!("function {name} (invocation {id}) failed while answering: {e}"),
+                    ));
+                }
+            }
+        }
+        Ok(Answer {
+            status,
+            headers: Vec::new(),
+            body: kept,
+            invocation: Some(id.to_string()),
+        })
+    }
+}
+
+/// One Step Functions putEvents entry as the bus takes it (`Detail` may be an object).
+fn put_entry(entry: &Value) -> Result<muon_bus::PutEntry, String> {
+    let text = |key: &str| -> Result<Option<String>, String> {
+        match &entry[key] {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.clone())),
+            other if key == "Detail" => Ok(Some(other.to_string())),
+            _ => Err(format!("{key} must be a string")),
+        }
+    };
+    if !entry.is_object() {
+        return Err("each entry must be an object".into());
+    }
+    Ok(muon_bus::PutEntry {
+        source: text("Source")?,
+        detail_type: text("DetailType")?,
+        detail: text("Detail")?,
+        event_bus_name: text("EventBusName")?,
+        resources: entry["Resources"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        time: text("Time")?,
+        trace_header: text("TraceHeader")?,
+    })
+}
+
+impl muon_flow::Dispatch for Targets {
+    fn function(&self, call: FunctionCall) -> BoxFuture<'static, Result<Answer, DispatchError>> {
+        let me = self.clone();
+        Box::pin(async move { me.call(call, muon_flow::task::MAX_ANSWER_BYTES).await })
+    }
+
+    fn put_events(&self, entries: Value) -> BoxFuture<'static, Result<Value, DispatchError>> {
+        let me = self.clone();
+        Box::pin(async move {
+            let invalid = |why: String| DispatchError::new("EventBridge.ValidationException", why);
+            let entries: Vec<muon_bus::PutEntry> = entries
+                .as_array()
+                .map(|a| a.iter().map(put_entry).collect::<Result<_, _>>())
+                .unwrap_or_else(|| Err("Entries must be an array".into()))
+                .map_err(invalid)?;
+            let Some(bus) = me.bus().await else {
+                return Err(DispatchError::new(
+                    muon_asl::errors::RUNTIME,
+                    "events:putEvents tasks run only under `muon up` (this run has no event bus)",
+                ));
+            };
+            let results = bus
+                .put_events(entries, None)
+                .await
+                .map_err(|e| invalid(e.to_string()))?;
+            let mut failed = 0;
+            let out: Vec<Value> = results
+                .into_iter()
+                .map(|r| match r {
+                    muon_bus::EntryResult::Accepted(id) => json!({ "EventId": id.to_string() }),
+                    muon_bus::EntryResult::Failed { code, message } => {
+                        failed += 1;
+                        json!({ "ErrorCode": code, "ErrorMessage": message })
+                    }
+                })
+                .collect();
+            Ok(json!({ "Entries": out, "FailedEntryCount": failed }))
+        })
+    }
+
+    fn http(&self, call: HttpCall) -> BoxFuture<'static, Result<Answer, DispatchError>> {
+        let client = self.http.clone();
+        Box::pin(async move {
+            let failed = |why: String| DispatchError::new("States.Http.Socket", why);
+            let method = http::Method::from_bytes(call.method.as_bytes())
+                .map_err(|e| failed(e.to_string()))?;
+            let mut request = client.request(method, &call.url);
+            for (k, v) in &call.headers {
+                request = request.header(k, v);
+            }
+            if let Some(body) = call.body {
+                request = request.body(body);
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| failed(format!("{}: {e}", call.url)))?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_owned())))
+                .collect();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| failed(format!("{}: {e}", call.url)))?;
+            Ok(Answer {
+                status,
+                headers,
+                body: body.to_vec(),
+                invocation: None,
+            })
+        })
     }
 }

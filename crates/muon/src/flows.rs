@@ -14,13 +14,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use http_body_util::BodyExt;
 use muon_asl::{
-    Action, Definition, Execution, ExecutionInfo, Input, Invocation, MAX_PAYLOAD_BYTES,
-    ResourceKind, Status, TimerId, errors,
+    Action, Definition, Execution, ExecutionInfo, Input, Invocation, MAX_PAYLOAD_BYTES, Status,
+    TimerId, errors,
 };
+use muon_flow::task::Call;
 use muon_runtime::Invoker;
-use muon_types::{FunctionName, Stream};
+use muon_types::Stream;
+
+use crate::dispatch::Targets;
 use serde_json::{Value, json};
 
 use crate::client::read_data;
@@ -31,8 +33,6 @@ const MAX_VIRTUAL_MS: i64 = 366 * 24 * 3600 * 1000;
 /// Interpreter steps (task results and timers) after which the run is stopped. The interpreter
 /// caps the history at 25,000 events; this is a second guard.
 const MAX_STEPS: u64 = 100_000;
-/// The most bytes of a function's answer that are read.
-const MAX_ANSWER_BYTES: usize = 4 * MAX_PAYLOAD_BYTES;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -103,7 +103,7 @@ async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
             }
         })
         .collect();
-    let exe = Driver::new(Tasks { invoker })
+    let exe = Driver::new(Tasks::new(invoker))
         .run(Arc::new(definition), info(&name), input)
         .await?;
     // Let the log printer catch up with the last invocation's lines.
@@ -296,16 +296,6 @@ impl Driver {
     }
 }
 
-/// How a Task state's resource reaches a function.
-enum Call {
-    /// `muon:function:NAME` or a Lambda function ARN: the task input is the body, the answer
-    /// is the result.
-    Direct(String),
-    /// `arn:aws:states:::lambda:invoke`: `Parameters.FunctionName` and `Payload`; the result is
-    /// wrapped as Lambda's Invoke answers.
-    LambdaInvoke(String, Value),
-}
-
 /// A task that did not reach a function: the failure to report.
 fn unsupported(invocation: &Invocation, why: String) -> Input {
     Input::TaskFailed {
@@ -315,282 +305,66 @@ fn unsupported(invocation: &Invocation, why: String) -> Input {
     }
 }
 
-/// The function name in a name, a partial ARN (`ACCOUNT:function:NAME`) or a Lambda function
-/// ARN, without a version or alias qualifier.
-fn function_name(text: &str) -> &str {
-    match text.split_once(":function:") {
-        Some((_, rest)) => rest.split(':').next().unwrap_or(rest),
-        None => text,
-    }
-}
-
-impl Call {
-    fn of(invocation: &Invocation) -> Result<Call, String> {
-        let resource = invocation.resource.as_str();
-        if let Some(name) = resource.strip_prefix("muon:function:") {
-            return Ok(Call::Direct(name.to_owned()));
-        }
-        match &invocation.kind {
-            ResourceKind::LambdaFunction => Ok(Call::Direct(function_name(resource).to_owned())),
-            ResourceKind::Service { service, action }
-                if service == "lambda" && action == "invoke" =>
-            {
-                let name = invocation.input["FunctionName"].as_str().ok_or_else(|| {
-                    format!(
-                        "Task state '{}' calls {resource} without a FunctionName parameter",
-                        invocation.state_name
-                    )
-                })?;
-                let payload = invocation
-                    .input
-                    .get("Payload")
-                    .cloned()
-                    .unwrap_or_else(|| json!({}));
-                Ok(Call::LambdaInvoke(function_name(name).to_owned(), payload))
-            }
-            _ => Err(format!(
-                "Task state '{}': resource {resource} cannot run locally; `muon flows exec` runs \
-                 muon:function:NAME, Lambda function ARNs and arn:aws:states:::lambda:invoke",
-                invocation.state_name
-            )),
-        }
-    }
-
-    fn function(&self) -> &str {
-        match self {
-            Call::Direct(name) | Call::LambdaInvoke(name, _) => name,
-        }
-    }
-
-    /// The request body: the task input, or the `Payload` (a string is sent as it is written,
-    /// as Step Functions does).
-    fn body(&self, invocation: &Invocation) -> Vec<u8> {
-        let value = match self {
-            Call::Direct(_) => &invocation.input,
-            Call::LambdaInvoke(_, Value::String(text)) => return text.clone().into_bytes(),
-            Call::LambdaInvoke(_, payload) => payload,
-        };
-        serde_json::to_vec(value).expect("a JSON value serializes")
-    }
-}
-
-/// Runs Task states' invocations against the app's functions.
+/// Runs Task states' invocations: the `flow` crate resolves resources and turns answers into
+/// results; functions are the app's (`--app`), events and child executions need `muon up`.
 struct Tasks {
-    invoker: Option<Invoker>,
+    /// Without an app: no functions.
+    targets: Targets,
+    has_app: bool,
 }
 
 impl Tasks {
+    fn new(invoker: Option<Invoker>) -> Tasks {
+        let has_app = invoker.is_some();
+        let invoker = invoker.unwrap_or_else(|| Invoker::builder().build());
+        // No bus and no engine run here: their senders are dropped at once.
+        let (targets, _) = Targets::new(invoker);
+        Tasks { targets, has_app }
+    }
+
     /// Runs one invocation to its end; the answer is the interpreter's next input.
     async fn run(&self, invocation: &Invocation, clock: &Clock) -> Input {
-        let call = match Call::of(invocation) {
-            Ok(call) => call,
-            Err(why) => return unsupported(invocation, why),
-        };
-        let Some(invoker) = &self.invoker else {
+        if !self.has_app
+            && let Ok(Call::Function { function, .. } | Call::LambdaInvoke { function, .. }) =
+                Call::of(invocation)
+        {
             return unsupported(
                 invocation,
                 format!(
-                    "Task state '{}' calls function `{}`, but no app was given: pass --app DIR \
-                     (a folder whose muon.toml defines the function)",
-                    invocation.state_name,
-                    call.function()
+                    "Task state '{}' calls function `{function}`, but no app was given: pass \
+                     --app DIR (a folder whose muon.toml defines the function)",
+                    invocation.state_name
                 ),
             );
-        };
-        let task = invocation.task;
-        let not_found = || Input::TaskFailed {
-            task,
-            error: Some("Lambda.ResourceNotFoundException".into()),
-            cause: Some(format!(
-                "Function not found: {} (the app defines: {})",
-                call.function(),
-                invoker
-                    .functions()
-                    .map(|f| f.name.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        };
-        let Ok(name) = FunctionName::new(call.function()) else {
-            return not_found();
-        };
-        let request = http::Request::builder()
-            .method(http::Method::POST)
-            .uri("/")
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(muon_runtime::full(bytes::Bytes::from(
-                call.body(invocation),
-            )))
-            .expect("a POST to / with a JSON body is a valid request");
+        }
         let limit = [invocation.timeout_seconds, invocation.heartbeat_seconds]
             .into_iter()
             .flatten()
             .min()
             .map(Duration::from_secs);
-        let answer = async {
-            let (id, result) = invoker.invoke(&name, request).await?;
-            Some((id, read_answer(result).await))
-        };
-        let answer = match limit {
-            Some(limit) => match tokio::time::timeout(limit, answer).await {
-                Ok(answer) => answer,
-                Err(_) => return Input::TaskTimedOut { task },
-            },
-            None => answer.await,
-        };
-        let Some((id, answer)) = answer else {
-            return not_found();
-        };
-        let failed = |error: &str, cause: String| Input::TaskFailed {
-            task,
-            error: Some(error.to_owned()),
-            cause: Some(cause),
-        };
-        let (status, body) = match answer {
-            Answer::Complete { status, body } => (status, body),
-            Answer::TooLarge => {
-                return failed(
-                    errors::DATA_LIMIT_EXCEEDED,
-                    format!(
-                        "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit.",
-                        invocation.resource
-                    ),
-                );
-            }
-            Answer::Failed(f) if f.status == muon_types::Status::Timeout => {
-                return Input::TaskTimedOut { task };
-            }
-            Answer::Failed(f) => {
-                return failed(
-                    errors::TASK_FAILED,
-                    format!(
-                        "function {name} (invocation {id}) failed: {} ({})",
-                        f.message,
-                        f.status.as_str()
-                    ),
-                );
-            }
-        };
-        let text = String::from_utf8_lossy(&body);
-        if !(200..300).contains(&status) {
-            let (error, cause) = function_error(status, &body);
-            return Input::TaskFailed {
-                task,
-                error: Some(error),
-                cause,
-            };
-        }
-        let result = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            match serde_json::from_slice(&body) {
-                Ok(value) => value,
-                Err(e) => {
-                    return failed(
-                        errors::TASK_FAILED,
-                        format!(
-                            "function {name} (invocation {id}) answered HTTP {status} with a body that is not JSON ({e}): {}",
-                            text.chars().take(200).collect::<String>()
-                        ),
-                    );
+        let run = muon_flow::task::run_with(&self.targets, None, invocation, || clock.now());
+        let outcome = match limit {
+            Some(limit) => match tokio::time::timeout(limit, run).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    return Input::TaskTimedOut {
+                        task: invocation.task,
+                    };
                 }
-            }
-        };
-        let output = match call {
-            Call::Direct(_) => result,
-            Call::LambdaInvoke(..) => lambda_invoke_result(result, body.len(), &id, clock.now()),
-        };
-        Input::TaskSucceeded { task, output }
-    }
-}
-
-/// The error name and cause of a function's non-2xx answer: the name from its JSON body's
-/// `errorType` or `error` (as a Lambda function reports errors), else `HTTP <status>`; the body
-/// is the cause.
-fn function_error(status: u16, body: &[u8]) -> (String, Option<String>) {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let error = parsed
-        .as_ref()
-        .and_then(|v| v["errorType"].as_str().or_else(|| v["error"].as_str()))
-        .map_or_else(|| format!("HTTP {status}"), str::to_owned);
-    let text = String::from_utf8_lossy(body);
-    let cause = (!text.trim().is_empty()).then(|| text.trim().to_owned());
-    (error, cause)
-}
-
-/// What a function answered.
-enum Answer {
-    Complete { status: u16, body: Vec<u8> },
-    TooLarge,
-    Failed(muon_runtime::Failure),
-}
-
-/// Reads a function's answer to its end (the invocation is over only then).
-async fn read_answer(result: Result<muon_runtime::Response, muon_runtime::Failure>) -> Answer {
-    let response = match result {
-        Ok(response) => response,
-        Err(f) => return Answer::Failed(f),
-    };
-    let status = response.status().as_u16();
-    let mut body = response.into_body();
-    let mut kept = Vec::new();
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(frame) => {
-                if let Ok(data) = frame.into_data() {
-                    kept.extend_from_slice(&data);
-                    if kept.len() > MAX_ANSWER_BYTES {
-                        return Answer::TooLarge;
-                    }
-                }
-            }
-            Err(e) => {
-                return Answer::Failed(muon_runtime::Failure::new(
-                    muon_types::Status::Trap,
-                    format!("failed while answering: {e}"),
-                ));
-            }
-        }
-    }
-    Answer::Complete { status, body: kept }
-}
-
-/// The result of the `lambda:invoke` integration: Lambda's Invoke answer, as Step Functions
-/// passes it on.
-fn lambda_invoke_result(
-    payload: Value,
-    length: usize,
-    id: &muon_types::InvocationId,
-    now_ms: i64,
-) -> Value {
-    let date = chrono::DateTime::from_timestamp_millis(now_ms)
-        .unwrap_or_default()
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string();
-    let id = id.to_string();
-    json!({
-        "ExecutedVersion": "$LATEST",
-        "Payload": payload,
-        "SdkHttpMetadata": {
-            "AllHttpHeaders": {
-                "X-Amz-Executed-Version": ["$LATEST"],
-                "x-amzn-RequestId": [&id],
-                "Content-Length": [length.to_string()],
-                "Date": [&date],
-                "Content-Type": ["application/json"],
             },
-            "HttpHeaders": {
-                "Content-Length": length.to_string(),
-                "Content-Type": "application/json",
-                "Date": &date,
-                "X-Amz-Executed-Version": "$LATEST",
-                "x-amzn-RequestId": &id,
-            },
-            "HttpStatusCode": 200,
-        },
-        "SdkResponseMetadata": { "RequestId": id },
-        "StatusCode": 200,
-    })
+            None => run.await,
+        };
+        outcome.unwrap_or_else(|| {
+            unsupported(
+                invocation,
+                format!(
+                    "Task state '{}' waits for a task token ({}): SendTaskSuccess is served by \
+                     `muon up`, not by `muon flows exec`",
+                    invocation.state_name, invocation.resource
+                ),
+            )
+        })
+    }
 }
 
 /// Prints what the functions write, to standard error.
@@ -662,45 +436,5 @@ fn print(exe: &Execution, args: &ExecArgs) {
             "{}",
             serde_json::to_string_pretty(&history()).expect("JSON serializes")
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{function_error, function_name};
-
-    #[test]
-    fn error_names_from_failed_answers() {
-        let body = br#"{"errorType": "OrderRejected", "errorMessage": "too big"}"#;
-        assert_eq!(
-            function_error(400, body),
-            (
-                "OrderRejected".to_owned(),
-                Some(String::from_utf8_lossy(body).into_owned())
-            )
-        );
-        assert_eq!(
-            function_error(500, br#"{"error": "trap", "invocation_id": "inv_1"}"#).0,
-            "trap"
-        );
-        assert_eq!(
-            function_error(503, b"busy\n"),
-            ("HTTP 503".to_owned(), Some("busy".to_owned()))
-        );
-        assert_eq!(function_error(404, b""), ("HTTP 404".to_owned(), None));
-    }
-
-    #[test]
-    fn function_names_from_arns() {
-        assert_eq!(function_name("echo"), "echo");
-        assert_eq!(
-            function_name("arn:aws:lambda:us-east-1:123456789012:function:echo"),
-            "echo"
-        );
-        assert_eq!(
-            function_name("arn:aws:lambda:us-east-1:123456789012:function:echo:prod"),
-            "echo"
-        );
-        assert_eq!(function_name("123456789012:function:echo:$LATEST"), "echo");
     }
 }

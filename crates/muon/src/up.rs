@@ -65,8 +65,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .data_dir
         .clone()
         .unwrap_or_else(|| app.root.join(".muon"));
-    let store = muon_store_sqlite::Sqlite::open(&data_dir.join("muon.db"))
-        .with_context(|| format!("cannot open the data folder {}", data_dir.display()))?;
+    let store: Arc<dyn muon_store::Store> = Arc::new(
+        muon_store_sqlite::Sqlite::open(&data_dir.join("muon.db"))
+            .with_context(|| format!("cannot open the data folder {}", data_dir.display()))?,
+    );
+    let (targets, services) = crate::dispatch::Targets::new(invoker.clone());
+    let targets = Arc::new(targets);
     let bus = muon_bus::Bus::start(
         muon_bus::Config {
             buses: app.buses.clone(),
@@ -75,11 +79,23 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             retention: args.retention,
             ..Default::default()
         },
-        Arc::new(store),
-        Arc::new(crate::dispatch::Targets::new(invoker.clone())),
+        store.clone(),
+        targets.clone(),
     )
     .await
     .context("cannot start the event bus")?;
+    let flows = muon_flow::Flows::start(
+        muon_flow::Config {
+            workflows: workflows(&app),
+            ..Default::default()
+        },
+        store,
+        targets,
+    )
+    .await
+    .context("cannot start the workflow engine")?;
+    services.bus.send_replace(Some(bus.clone()));
+    services.flows.send_replace(Some(flows.clone()));
     let shutdown = shutdown_signal()?;
     let state = muon_server::State::new(
         muon_server::Config {
@@ -91,7 +107,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         invoker.clone(),
     )
-    .with_bus(bus);
+    .with_bus(bus)
+    .with_flows(flows);
     print_ready(&app, &state, &gateway, &control, started);
     if !args.quiet {
         tokio::spawn(print_logs(invoker.clone()));
@@ -99,6 +116,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     muon_server::serve(state, gateway, control, shutdown).await?;
     println!("muon: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The app's `[[workflow]]`s, as the engine takes them.
+fn workflows(app: &App) -> Vec<muon_flow::Workflow> {
+    let _ = app;
+    Vec::new()
 }
 
 /// Build, compile and pre-instantiate every function of `app`.
