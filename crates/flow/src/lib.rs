@@ -353,13 +353,16 @@ impl Flows {
         self.wait(&started.arn).await
     }
 
-    /// Where an execution stands (`DescribeExecution`).
+    /// Where an execution stands (`DescribeExecution`). Executions are named by ARN, or
+    /// Standard ones by `MACHINE/NAME`, here and in every method below.
     pub async fn describe(&self, arn: &str) -> Result<Arc<Description>> {
+        let arn = &self.inner.resolve(arn);
         self.inner.describe(arn).await
     }
 
     /// Wait until an execution ends, and describe it.
     pub async fn wait(&self, arn: &str) -> Result<Arc<Description>> {
+        let arn = &self.inner.resolve(arn);
         let done = self
             .inner
             .live
@@ -437,6 +440,7 @@ impl Flows {
 
     /// An execution's history events with `id > after` (`GetExecutionHistory`), at most `limit`.
     pub async fn history(&self, arn: &str, after: u64, limit: usize) -> Result<Vec<Value>> {
+        let arn = &self.inner.resolve(arn);
         if let Some(recent) = self.inner.recent_express(arn) {
             return Ok(recent
                 .history
@@ -491,6 +495,7 @@ impl Flows {
         error: Option<String>,
         cause: Option<String>,
     ) -> Result<i64> {
+        let arn = &self.inner.resolve(arn);
         let (reply, answer) = oneshot::channel();
         match self.inner.send(
             arn,
@@ -572,6 +577,17 @@ struct Stored {
 }
 
 impl Inner {
+    /// An execution's ARN from its ARN or `MACHINE/NAME` (a Standard execution).
+    fn resolve(&self, id: &str) -> String {
+        match id.split_once('/') {
+            Some((machine, name)) if !id.starts_with("arn:") => format!(
+                "arn:aws:states:{}:{}:execution:{machine}:{name}",
+                self.config.region, self.config.account
+            ),
+            _ => id.to_owned(),
+        }
+    }
+
     fn machine(&self, name_or_arn: &str) -> Result<Arc<Machine>> {
         let name = match name_or_arn.strip_prefix("arn:") {
             Some(_) => {
