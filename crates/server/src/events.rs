@@ -511,6 +511,15 @@ async fn put_rule(state: axum::extract::State<State>, body: axum::body::Bytes) -
                 target.id
             ));
         }
+        if let muon_manifest::TargetKind::Workflow(w) = &target.kind
+            && let Some(flows) = state.flows()
+            && flows.machine(w).is_err()
+        {
+            return bad(format!(
+                "target {}: no state machine named `{w}` (declare a [[workflow]] or create it first)",
+                target.id
+            ));
+        }
     }
     let json = rule.to_api_json();
     match bus.put_rule(rule).await {
