@@ -85,6 +85,15 @@ pub(crate) async fn api_error(response: reqwest::Response) -> anyhow::Error {
     }
 }
 
+/// The answer if it is a success, else the API's error as a message.
+pub(crate) async fn ok(response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(api_error(response).await)
+    }
+}
+
 /// A command-line value: the text itself, `@FILE` for a file, `@-` for standard input.
 pub fn read_data(data: &str) -> anyhow::Result<Vec<u8>> {
     match data.strip_prefix('@') {

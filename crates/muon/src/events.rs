@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use crate::Server;
-use crate::client::{api_error, client, each_line, read_data, send};
+use crate::client::{client, each_line, ok, read_data, send};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -326,14 +326,6 @@ async fn put(args: PutArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-async fn ok(response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
-    if response.status().is_success() {
-        Ok(response)
-    } else {
-        Err(api_error(response).await)
-    }
 }
 
 fn print_tree(node: &muon_api::TraceNode, indent: &str) {

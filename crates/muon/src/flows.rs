@@ -23,6 +23,7 @@ use muon_runtime::Invoker;
 use muon_types::Stream;
 
 use crate::dispatch::Targets;
+use crate::workflows;
 use serde_json::{Value, json};
 
 use crate::client::read_data;
@@ -39,6 +40,37 @@ pub enum Command {
     /// Run one Step Functions execution locally: Wait states and retry backoffs take no time.
     /// Exits 0 when it succeeded, 1 when it failed, timed out or was stopped, 2 for bad input.
     Exec(ExecArgs),
+    /// List the state machines of a running app.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: crate::Server,
+    },
+    /// Create a state machine (CreateStateMachine); `[[workflow]]` in muon.toml does it too.
+    Create(workflows::CreateArgs),
+    /// Delete a state machine created with `create`; its running executions go on.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        server: crate::Server,
+    },
+    /// Start an execution (StartExecution); with --wait, wait for its end.
+    Start(workflows::StartArgs),
+    /// List a state machine's executions, newest first.
+    Executions(workflows::ListArgs),
+    /// Where an execution stands: status, input, output, error.
+    Describe(workflows::ExecutionArgs),
+    /// An execution's history; --json prints it as GetExecutionHistory does.
+    History(workflows::ExecutionArgs),
+    /// Stop a running execution.
+    Stop(workflows::StopArgs),
+    /// Report a `.waitForTaskToken` task's result (SendTaskSuccess, --output JSON).
+    SendTaskSuccess(workflows::TaskArgs),
+    /// Report a `.waitForTaskToken` task's failure (SendTaskFailure, --error, --cause).
+    SendTaskFailure(workflows::TaskArgs),
+    /// Tell a `.waitForTaskToken` task with HeartbeatSeconds that it is still being worked on.
+    SendTaskHeartbeat(workflows::TaskArgs),
 }
 
 #[derive(clap::Args)]
@@ -64,6 +96,17 @@ pub struct ExecArgs {
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Exec(args) => exec(args).await,
+        Command::List { json, server } => workflows::machines(json, server).await,
+        Command::Create(args) => workflows::create(args).await,
+        Command::Delete { name, server } => workflows::delete(name, server).await,
+        Command::Start(args) => workflows::start(args).await,
+        Command::Executions(args) => workflows::executions(args).await,
+        Command::Describe(args) => workflows::describe(args).await,
+        Command::History(args) => workflows::history(args).await,
+        Command::Stop(args) => workflows::stop(args).await,
+        Command::SendTaskSuccess(args) => workflows::task("success", args).await,
+        Command::SendTaskFailure(args) => workflows::task("failure", args).await,
+        Command::SendTaskHeartbeat(args) => workflows::task("heartbeat", args).await,
     }
 }
 

@@ -7,6 +7,7 @@ mod dispatch;
 mod events;
 mod flows;
 mod up;
+mod workflows;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,7 +44,8 @@ enum Command {
     /// Event-bus tools: put, tail, trace, dlq, replay (`test-pattern` runs without a server).
     #[command(subcommand)]
     Events(events::Command),
-    /// Step Functions workflows: `exec` runs one execution locally, without a server.
+    /// Step Functions workflows: state machines, executions, history, task tokens (`exec` runs
+    /// one execution locally, without a server).
     #[command(subcommand)]
     Flows(flows::Command),
     /// The event rules of a running app.
