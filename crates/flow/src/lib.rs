@@ -227,7 +227,7 @@ struct Live {
 /// An ended Express execution.
 struct Recent {
     description: Arc<Description>,
-    history: Vec<Value>,
+    execution: Execution,
 }
 
 impl Flows {
@@ -443,11 +443,12 @@ impl Flows {
         let arn = &self.inner.resolve(arn);
         if let Some(recent) = self.inner.recent_express(arn) {
             return Ok(recent
-                .history
+                .execution
+                .history()
                 .iter()
-                .filter(|e| e["id"].as_u64().is_some_and(|id| id > after))
+                .filter(|e| e.id > after)
                 .take(limit)
-                .cloned()
+                .map(muon_asl::HistoryEvent::to_aws_json)
                 .collect());
         }
         let live_express = self

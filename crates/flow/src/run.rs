@@ -370,15 +370,15 @@ impl Actor {
             if recent.len() >= crate::RECENT_EXPRESS {
                 recent.pop_front();
             }
+            let done = self.done.clone();
             recent.push_back(Arc::new(Recent {
                 description: description.clone(),
-                history: self
-                    .exe
-                    .history()
-                    .iter()
-                    .map(HistoryEvent::to_aws_json)
-                    .collect(),
+                // Kept as it is: its history is turned into JSON only if someone asks.
+                execution: self.exe,
             }));
+            drop(recent);
+            let _ = done.send(Some(description));
+            return;
         }
         let _ = self.done.send(Some(description));
     }
