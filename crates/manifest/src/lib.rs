@@ -3,7 +3,9 @@
 //! Staged like Spin: the text is parsed into raw serde structs that reject unknown keys, then
 //! validated into an [`App`] whose every value is in range and whose sources are resolved to
 //! absolute paths. Validation reports every problem at once, each naming the file, the key and
-//! why. [`build`] is the one stage that runs a tool: it compiles guest Cargo projects.
+//! why. [`build`] is the one stage that runs a tool: it compiles guest Cargo projects. Besides
+//! the manifest itself, validation reads the files it names: `[[workflow]]` definitions are read
+//! and checked with `muon_asl` then.
 //!
 //! This crate never touches the network and never starts functions; it only describes them.
 
@@ -11,6 +13,7 @@ pub mod build;
 mod outbound;
 mod route;
 pub mod rule;
+mod workflow;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,6 +26,7 @@ use serde::Deserialize;
 pub use outbound::{AllowedHost, OutboundPolicy};
 pub use route::Route;
 pub use rule::{Input, JsonPath, RetryPolicy, Rule, Schedule, Target, TargetKind};
+pub use workflow::{Workflow, WorkflowKind};
 
 /// The file name `muon up DIR` looks for.
 pub const FILE_NAME: &str = "muon.toml";
@@ -101,11 +105,17 @@ pub struct App {
     pub buses: Vec<BusName>,
     pub rules: Vec<Rule>,
     pub schedules: Vec<Schedule>,
+    /// The `[[workflow]]` tables, their definitions read and validated.
+    pub workflows: Vec<Workflow>,
 }
 
 impl App {
     pub fn function(&self, name: &str) -> Option<&Function> {
         self.functions.iter().find(|f| f.name.as_str() == name)
+    }
+
+    pub fn workflow(&self, name: &str) -> Option<&Workflow> {
+        self.workflows.iter().find(|w| w.name == name)
     }
 }
 
@@ -180,6 +190,8 @@ struct RawManifest {
     rules: Vec<rule::RawRule>,
     #[serde(default, rename = "schedule")]
     schedules: Vec<rule::RawSchedule>,
+    #[serde(default, rename = "workflow")]
+    workflows: Vec<workflow::RawWorkflow>,
 }
 
 #[derive(Deserialize)]
@@ -453,6 +465,25 @@ pub fn parse(text: &str, file: &Path, root: &Path) -> Result<App> {
             None => problem(format!("bus[{i}].name"), "missing".into()),
         }
     }
+    // Workflows come before rules, whose targets may name them. `declared` holds every name
+    // given, so that a workflow with a broken definition is reported once, not again by the
+    // rules that target it.
+    let mut workflows: Vec<Workflow> = Vec::new();
+    let mut declared: Vec<String> = Vec::new();
+    for (i, raw) in raw.workflows.into_iter().enumerate() {
+        if let Some(name) = raw.name() {
+            if declared.iter().any(|d| d == name) {
+                problem(
+                    format!("workflow[{i}].name"),
+                    format!("a workflow named `{name}` is already defined"),
+                );
+            }
+            declared.push(name.to_owned());
+        }
+        if let Some(w) = raw.validate(i, root, &mut problem) {
+            workflows.push(w);
+        }
+    }
     let mut rules: Vec<Rule> = Vec::new();
     for (i, raw) in raw.rules.into_iter().enumerate() {
         let Some(rule) = raw.validate(i, &mut problem) else {
@@ -490,6 +521,9 @@ pub fn parse(text: &str, file: &Path, root: &Path) -> Result<App> {
                     format!("rule[{i}].targets[{t}]"),
                     format!("bus `{b}` is not defined"),
                 ),
+                TargetKind::Workflow(w) if !declared.contains(w) => {
+                    problem(format!("rule[{i}].targets[{t}]"), no_workflow(w))
+                }
                 _ => {}
             }
         }
@@ -528,6 +562,9 @@ pub fn parse(text: &str, file: &Path, root: &Path) -> Result<App> {
                     format!("schedule[{i}].targets[{t}]"),
                     format!("bus `{b}` is not defined"),
                 ),
+                TargetKind::Workflow(w) if !declared.contains(w) => {
+                    problem(format!("schedule[{i}].targets[{t}]"), no_workflow(w))
+                }
                 _ => {}
             }
         }
@@ -544,7 +581,15 @@ pub fn parse(text: &str, file: &Path, root: &Path) -> Result<App> {
         buses,
         rules,
         schedules,
+        workflows,
     })
+}
+
+/// Why a target naming workflow `name` is refused.
+fn no_workflow(name: &str) -> String {
+    format!(
+        "no workflow named `{name}` in this app: declare it with a `[[workflow]]` table (`name = \"{name}\"`, `definition = \"...\"`)"
+    )
 }
 
 fn valid_app_name(name: &str) -> bool {

@@ -1,7 +1,17 @@
 use super::*;
 
 fn check(text: &str) -> Result<App> {
+    check_with(&[], text)
+}
+
+/// `check`, with more `(path, text)` files in the app's folder.
+fn check_with(files: &[(&str, &str)], text: &str) -> Result<App> {
     let dir = tempfile::tempdir().unwrap();
+    for (path, contents) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
     std::fs::write(dir.path().join("hello.wasm"), b"\0asm").unwrap();
     std::fs::create_dir(dir.path().join("guest")).unwrap();
     std::fs::write(
@@ -331,4 +341,279 @@ fn schedules_parse_into_rules_of_their_own() {
     ] {
         assert!(e.contains(needle), "{needle:?} not in:\n{e}");
     }
+}
+
+/// A valid definition: one Task calling `inventory`.
+const ORDER_ASL: &str = r#"{
+    "StartAt": "Reserve",
+    "States": {"Reserve": {"Type": "Task", "Resource": "muon:function:inventory", "End": true}}
+}"#;
+
+fn workflow_errors(files: &[(&str, &str)], text: &str) -> String {
+    match check_with(files, text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn workflows_read_and_validate_their_definitions() {
+    let app = check_with(
+        &[
+            ("workflows/order.asl.json", ORDER_ASL),
+            ("workflows/quick.asl.json", ORDER_ASL),
+            ("workflows/loud.asl.json", ORDER_ASL),
+        ],
+        &format!(
+            r#"{HELLO}
+        [[workflow]]
+        name = "order"
+        definition = "workflows/order.asl.json"
+        type = "standard"
+
+        [[workflow]]
+        name = "quick_2"
+        definition = "workflows/quick.asl.json"
+        type = "express"
+
+        [[workflow]]
+        name = "Loud-One"
+        definition = "workflows/loud.asl.json"
+        type = "EXPRESS"
+
+        [[rule]]
+        name = "start-order"
+        pattern = {{ source = ["shop.orders"] }}
+        targets = [{{ workflow = "order" }}, {{ arn = "muon:workflow:quick_2" }},
+                   {{ arn = "arn:aws:states:us-east-1:123456789012:stateMachine:Loud-One" }}]
+
+        [[schedule]]
+        name = "nightly"
+        expression = "rate(1 day)"
+        targets = [{{ workflow = "order" }}]
+        "#
+        ),
+    )
+    .unwrap();
+    let order = app.workflow("order").unwrap();
+    assert_eq!(order.kind, WorkflowKind::Standard);
+    assert_eq!(order.kind.as_str(), "STANDARD");
+    assert!(order.definition_path.is_absolute());
+    assert!(
+        order.definition_path.ends_with("workflows/order.asl.json"),
+        "{}",
+        order.definition_path.display()
+    );
+    assert_eq!(order.definition, ORDER_ASL);
+    let kinds: Vec<_> = app.workflows.iter().map(|w| (&*w.name, w.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("order", WorkflowKind::Standard),
+            ("quick_2", WorkflowKind::Express),
+            ("Loud-One", WorkflowKind::Express),
+        ]
+    );
+    assert_eq!(WorkflowKind::Express.as_str(), "EXPRESS");
+    let targets: Vec<_> = app.rules[0]
+        .targets
+        .iter()
+        .map(|t| t.kind.describe())
+        .collect();
+    assert_eq!(
+        targets,
+        ["workflow:order", "workflow:quick_2", "workflow:Loud-One"]
+    );
+    // No `[[workflow]]`: none.
+    assert!(check(HELLO).unwrap().workflows.is_empty());
+}
+
+#[test]
+fn a_workflow_is_standard_by_default() {
+    let app = check_with(
+        &[("order.json", ORDER_ASL)],
+        &format!("{HELLO}\n[[workflow]]\nname = \"order\"\ndefinition = \"order.json\"\n"),
+    )
+    .unwrap();
+    assert_eq!(app.workflows[0].kind, WorkflowKind::Standard);
+    assert_eq!(WorkflowKind::default(), WorkflowKind::Standard);
+}
+
+#[test]
+fn bad_workflow_names_types_and_keys_are_refused() {
+    let files = [("order.json", ORDER_ASL)];
+    let e = workflow_errors(
+        &files,
+        &format!(
+            r#"{HELLO}
+        [[workflow]]
+        name = "bad name"
+        definition = "order.json"
+
+        [[workflow]]
+        name = "{long}"
+        definition = "order.json"
+
+        [[workflow]]
+        name = "ok"
+        definition = "order.json"
+        type = "batch"
+
+        [[workflow]]
+        definition = "order.json"
+
+        [[workflow]]
+        name = "no-definition"
+        "#,
+            long = "x".repeat(81)
+        ),
+    );
+    for needle in [
+        "muon.toml",
+        "`workflow[0].name`: \"bad name\" is not a valid workflow name: use 1-80 characters",
+        "`workflow[1].name`: \"xxxx",
+        "`workflow[2].type`: unknown workflow type \"batch\": expected \"standard\" or \"express\"",
+        "`workflow[3].name`: missing",
+        "`workflow[4].definition`: missing",
+    ] {
+        assert!(e.contains(needle), "{needle:?} not in:\n{e}");
+    }
+    // An unknown key names the file, the key and the line.
+    let e = workflow_errors(
+        &files,
+        &format!(
+            "{HELLO}\n[[workflow]]\nname = \"order\"\ndefinition = \"order.json\"\nkind = \"express\"\n"
+        ),
+    );
+    assert!(e.contains("muon.toml"), "{e}");
+    assert!(e.contains("unknown field `kind`"), "{e}");
+    assert!(
+        e.contains("expected one of `name`, `definition`, `type`"),
+        "{e}"
+    );
+    assert!(e.contains("line 11"), "{e}");
+}
+
+#[test]
+fn a_missing_definition_file_is_named() {
+    let e = workflow_errors(
+        &[],
+        &format!(
+            "{HELLO}\n[[workflow]]\nname = \"order\"\ndefinition = \"workflows/nope.asl.json\"\n"
+        ),
+    );
+    assert!(e.contains("muon.toml"), "{e}");
+    assert!(e.contains("`workflow[0].definition`: cannot read /"), "{e}");
+    assert!(e.contains("workflows/nope.asl.json"), "{e}");
+}
+
+#[test]
+fn an_invalid_definition_lists_every_problem_with_its_path() {
+    let broken = r#"{
+        "StartAt": "Missing",
+        "States": {
+            "A": {"Type": "Pass", "Next": "Nowhere"},
+            "B": {"Type": "Wait", "End": true}
+        }
+    }"#;
+    let e = workflow_errors(
+        &[
+            ("workflows/broken.json", broken),
+            ("not-json.json", "{\"StartAt\": "),
+        ],
+        &format!(
+            r#"{HELLO}
+        [[workflow]]
+        name = "broken"
+        definition = "workflows/broken.json"
+
+        [[workflow]]
+        name = "garbled"
+        definition = "not-json.json"
+
+        [[rule]]
+        name = "start"
+        pattern = {{ source = ["shop"] }}
+        targets = [{{ workflow = "broken" }}]
+        "#
+        ),
+    );
+    let problems: Vec<&str> = e
+        .lines()
+        .filter(|l| l.contains("`workflow[0].definition`"))
+        .collect();
+    assert!(problems.len() >= 3, "{e}");
+    for p in &problems {
+        assert!(
+            p.contains("workflow `broken`: /") && p.contains("workflows/broken.json: at /"),
+            "{p}"
+        );
+    }
+    for needle in [
+        "at /StartAt: 'Missing' is not the name of a state",
+        "at /States/A/Next: 'Nowhere' is not the name of a state",
+        "at /States/B: ",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(needle)),
+            "{needle:?} not in:\n{e}"
+        );
+    }
+    assert!(
+        e.contains("`workflow[1].definition`: workflow `garbled`: /")
+            && e.contains("not-json.json: at /: the definition is not valid JSON"),
+        "{e}"
+    );
+    // The rule targets a declared workflow: the definition is the only problem reported.
+    assert!(!e.contains("rule[0]"), "{e}");
+}
+
+#[test]
+fn workflow_names_are_unique() {
+    let e = workflow_errors(
+        &[("a.json", ORDER_ASL)],
+        &format!(
+            "{HELLO}\n[[workflow]]\nname = \"order\"\ndefinition = \"a.json\"\n\
+             [[workflow]]\nname = \"order\"\ndefinition = \"a.json\"\ntype = \"express\"\n"
+        ),
+    );
+    assert!(
+        e.contains("`workflow[1].name`: a workflow named `order` is already defined"),
+        "{e}"
+    );
+}
+
+#[test]
+fn targets_must_name_a_declared_workflow() {
+    let e = workflow_errors(
+        &[("order.json", ORDER_ASL)],
+        &format!(
+            r#"{HELLO}
+        [[workflow]]
+        name = "order"
+        definition = "order.json"
+
+        [[rule]]
+        name = "start"
+        pattern = {{ source = ["shop"] }}
+        targets = [{{ workflow = "order" }}, {{ workflow = "ordr" }},
+                   {{ arn = "muon:workflow:refund" }},
+                   {{ arn = "arn:aws:states:us-east-1:123456789012:stateMachine:audit" }}]
+
+        [[schedule]]
+        name = "nightly"
+        expression = "rate(1 day)"
+        targets = [{{ workflow = "report" }}]
+        "#
+        ),
+    );
+    for needle in [
+        "`rule[0].targets[1]`: no workflow named `ordr` in this app: declare it with a `[[workflow]]` table",
+        "`rule[0].targets[2]`: no workflow named `refund`",
+        "`rule[0].targets[3]`: no workflow named `audit`",
+        "`schedule[0].targets[0]`: no workflow named `report`",
+    ] {
+        assert!(e.contains(needle), "{needle:?} not in:\n{e}");
+    }
+    assert!(!e.contains("rule[0].targets[0]"), "{e}");
 }

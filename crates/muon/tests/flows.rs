@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::{Value, json};
@@ -417,4 +417,145 @@ fn a_task_without_app_fails_the_execution() {
     let cause = result["cause"].as_str().unwrap();
     assert!(cause.contains("--app"), "{cause}");
     assert!(cause.contains("echo"), "{cause}");
+}
+
+/// The shop example: its `order` workflow and the four sample orders next to it.
+fn shop() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/shop")
+}
+
+/// The `[[workflow]]` of the shop, run on `workflows/order-<case>.json`.
+fn shop_order(case: &str) -> Run {
+    let shop = shop();
+    let input = shop.join(format!("workflows/order-{case}.json"));
+    exec_file(
+        &shop.join("workflows/order.asl.json"),
+        &[
+            "--app",
+            shop.to_str().unwrap(),
+            "--input",
+            &format!("@{}", input.display()),
+            "--json",
+            "--history",
+        ],
+    )
+}
+
+/// The events of type `kind` (`TaskScheduled`, `TaskFailed`, ...) about `resource`: their
+/// timestamps and details.
+fn task_events<'a>(events: &'a [Value], kind: &str, resource: &str) -> Vec<(f64, &'a Value)> {
+    let details = format!("{}EventDetails", kind[..1].to_lowercase() + &kind[1..]);
+    events
+        .iter()
+        .filter(|e| e["type"] == kind && e[&details]["resource"] == resource)
+        .map(|e| (e["timestamp"].as_f64().unwrap(), &e[&details]))
+        .collect()
+}
+
+#[test]
+fn the_shop_order_workflow_places_retries_compensates_and_rejects() {
+    // The manifest declares the workflow, and the definition is the one it names.
+    let app = muon_manifest::load(&shop()).unwrap();
+    let order = app
+        .workflow("order")
+        .expect("examples/shop declares `order`");
+    assert_eq!(order.kind, muon_manifest::WorkflowKind::Standard);
+    assert!(order.definition_path.ends_with("workflows/order.asl.json"));
+
+    // Every step succeeds; the results accumulate in the state.
+    let ok = shop_order("ok");
+    assert_eq!(ok.code, 0, "stderr: {}", ok.stderr);
+    let result = ok.result();
+    assert_eq!(result["status"], "SUCCEEDED", "{result}");
+    let output = &result["output"];
+    assert_eq!(output["validated"], true, "{output}");
+    assert_eq!(output["reservation"], json!({"reserved": 2}));
+    assert_eq!(
+        output["payment"],
+        json!({"charge_id": "ch_o-1", "amount": 12.5})
+    );
+    assert_eq!(
+        output["notifications"],
+        json!({"email": {"sent_to": "ada@example.com"}, "warehouse": {"lines": 1}})
+    );
+    for line in [
+        "[validate] validate: o-1 is valid",
+        "[inventory] inventory: reserved 2 item(s) for o-1",
+        "[payment] payment: charged 12.5 for o-1 (attempt 0)",
+        "[email] email: confirmation for o-1 sent to ada@example.com",
+        "[warehouse] warehouse: pick list for o-1: tea x2",
+    ] {
+        assert!(ok.stderr.contains(line), "{line:?} not in:\n{}", ok.stderr);
+    }
+
+    // The flaky card fails the first charge with PaymentUnavailable; the Retry succeeds.
+    let flaky = shop_order("flaky");
+    assert_eq!(flaky.code, 0, "stderr: {}", flaky.stderr);
+    assert_eq!(flaky.result()["output"]["payment"]["charge_id"], "ch_o-2");
+    let events = flaky.history();
+    let failed = task_events(&events, "TaskFailed", "muon:function:payment");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].1["error"], "PaymentUnavailable");
+    // The definition passes `$$.State.RetryCount` as the attempt; the retry waited
+    // IntervalSeconds (1 s) of virtual time.
+    let scheduled = task_events(&events, "TaskScheduled", "muon:function:payment");
+    let attempts: Vec<Value> = scheduled
+        .iter()
+        .map(|(_, d)| {
+            let parameters: Value =
+                serde_json::from_str(d["parameters"].as_str().unwrap()).unwrap();
+            parameters["attempt"].clone()
+        })
+        .collect();
+    assert_eq!(attempts, [json!(0), json!(1)]);
+    assert!(scheduled[1].0 - scheduled[0].0 >= 1.0, "{scheduled:?}");
+    assert_eq!(types(&events).last(), Some(&"ExecutionSucceeded"));
+
+    // A declined card is caught: the reserved items are released, then the order fails.
+    let declined = shop_order("declined");
+    assert_eq!(declined.code, 1, "stderr: {}", declined.stderr);
+    assert_eq!(
+        declined.result(),
+        json!({
+            "status": "FAILED",
+            "output": null,
+            "error": "OrderFailed",
+            "cause": "payment failed; inventory released"
+        })
+    );
+    let events = declined.history();
+    assert_eq!(
+        task_events(&events, "TaskFailed", "muon:function:payment")[0].1["error"],
+        "PaymentDeclined"
+    );
+    let released = task_events(&events, "TaskSucceeded", "muon:function:release");
+    assert_eq!(released.len(), 1, "{events:?}");
+    assert_eq!(released[0].1["output"], r#"{"released":3}"#);
+    assert!(task_events(&events, "TaskScheduled", "muon:function:email").is_empty());
+    assert!(
+        declined
+            .stderr
+            .contains("[release] release: released 3 item(s) for o-3 (PaymentDeclined)"),
+        "{}",
+        declined.stderr
+    );
+
+    // An order without items is rejected by validate, before anything is reserved.
+    let invalid = shop_order("invalid");
+    assert_eq!(invalid.code, 1, "stderr: {}", invalid.stderr);
+    let result = invalid.result();
+    assert_eq!(result["status"], "FAILED");
+    assert_eq!(result["error"], "OrderRejected");
+    let cause: Value = serde_json::from_str(result["cause"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        cause,
+        json!({"errorType": "InvalidOrder", "errorMessage": "the order has no items"})
+    );
+    let events = invalid.history();
+    assert!(task_events(&events, "TaskScheduled", "muon:function:inventory").is_empty());
+    assert!(
+        !invalid.stderr.contains("[inventory]"),
+        "{}",
+        invalid.stderr
+    );
 }

@@ -1,6 +1,6 @@
-//! What the shop's functions share: reading the incoming request, answering it, and publishing
-//! events to muon's bus (PutEvents at `MUON_EVENTS_URL`, which `publish_events = true` in
-//! `muon.toml` grants).
+//! What the shop's functions share: reading the incoming request (an event the bus delivers, or
+//! a task of the `order` workflow), answering it, and publishing events to muon's bus (PutEvents
+//! at `MUON_EVENTS_URL`, which `publish_events = true` in `muon.toml` grants).
 
 use serde_json::{Value, json};
 use wasi::http::outgoing_handler;
@@ -62,6 +62,12 @@ impl Request {
     pub fn json(&self) -> Result<Value, String> {
         serde_json::from_slice(&self.body).map_err(|e| format!("the body is not JSON: {e}"))
     }
+
+    /// Whether the bus delivered this request as an event: it then has CloudEvents binary-mode
+    /// headers (`ce-id`, `ce-type`, ...). A workflow's task has none.
+    pub fn is_event(&self) -> bool {
+        self.headers.iter().any(|(k, _)| k.starts_with("ce-"))
+    }
 }
 
 fn read_all(stream: &InputStream, limit: usize) -> Result<Vec<u8>, String> {
@@ -110,6 +116,62 @@ pub fn on_event(
         Err(why) => (400, json!({ "error": why })),
     };
     respond(out, status, &body);
+}
+
+/// Handle a workflow's task (a POST whose JSON body is the task input): `f` gets the request and
+/// the input and says what to answer. A 2xx answer's body is the task's result; for a failure,
+/// answer with [`task_error`]. A body that is not JSON is answered with 400 `InvalidInput`.
+pub fn on_task(
+    request: IncomingRequest,
+    out: ResponseOutparam,
+    f: impl FnOnce(&Request, &Value) -> (u16, Value),
+) {
+    let (status, body) = match Request::read(request).and_then(|r| {
+        let input = r.json()?;
+        Ok((r, input))
+    }) {
+        Ok((request, input)) => f(&request, &input),
+        Err(why) => task_error(400, "InvalidInput", why),
+    };
+    respond(out, status, &body);
+}
+
+/// Handle an order either way it comes: as an `OrderPlaced` event from the bus (the order is
+/// the event's `detail`, see [`on_event`]) or as a task of the `order` workflow (the body is the
+/// order, see [`on_task`]). `f` gets the request and the order.
+pub fn on_order(
+    request: IncomingRequest,
+    out: ResponseOutparam,
+    f: impl FnOnce(&Request, &Value) -> (u16, Value),
+) {
+    let (status, body) = match Request::read(request) {
+        Err(why) => (400, json!({ "error": why })),
+        Ok(r) => match (r.json(), r.is_event()) {
+            (Ok(event), true) => f(&r, &event["detail"]),
+            (Ok(order), false) => f(&r, &order),
+            (Err(why), true) => (400, json!({ "error": why })),
+            (Err(why), false) => task_error(400, "InvalidInput", why),
+        },
+    };
+    respond(out, status, &body);
+}
+
+/// A failed task's answer, as a Lambda function reports errors: the workflow sees `error_type`
+/// as the error's name (what `Retry` and `Catch` match) and the body as its cause.
+pub fn task_error(status: u16, error_type: &str, message: impl Into<String>) -> (u16, Value) {
+    let message = message.into();
+    (
+        status,
+        json!({ "errorType": error_type, "errorMessage": message }),
+    )
+}
+
+/// How many items an order holds: the sum of its items' `qty`.
+pub fn item_count(order: &Value) -> u64 {
+    order["items"]
+        .as_array()
+        .map(|items| items.iter().filter_map(|i| i["qty"].as_u64()).sum())
+        .unwrap_or(0)
 }
 
 /// Answer with `status` and a JSON body.

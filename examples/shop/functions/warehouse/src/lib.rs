@@ -1,4 +1,5 @@
-//! `warehouse`: tells the warehouse what to pick when an order is placed.
+//! `warehouse`: tells the warehouse what to pick, when an order is placed (an `OrderPlaced`
+//! event) or as a step of the `order` workflow (a task whose input is the order).
 
 use serde_json::json;
 use wasi::http::types::{IncomingRequest, ResponseOutparam};
@@ -9,8 +10,7 @@ struct Handler;
 
 impl wasi::exports::http::incoming_handler::Guest for Handler {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        shop_events::on_event(request, out, |_, event| {
-            let order = &event["detail"];
+        shop_events::on_order(request, out, |_, order| {
             let id = order["order_id"].as_str().unwrap_or("?");
             let lines: Vec<String> = order["items"]
                 .as_array()
