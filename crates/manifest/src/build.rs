@@ -49,12 +49,20 @@ pub fn component_path(
         message,
     };
     let package = package_name(project).map_err(fail)?;
-    let candidate = project
+    // A workspace member builds into the workspace's target folder, and its path dependencies
+    // in the workspace decide its output too.
+    let workspace = workspace_root(project);
+    let root = workspace.as_deref().unwrap_or(project);
+    let candidate = root
         .join("target")
         .join(TARGET)
         .join("release")
         .join(format!("{}.wasm", package.replace('-', "_")));
-    if let (Ok(out), Some(newest)) = (modified(&candidate), newest_source(project))
+    let newest = match &workspace {
+        Some(root) => newest_in_workspace(root),
+        None => newest_source(project),
+    };
+    if let (Ok(out), Some(newest)) = (modified(&candidate), newest)
         && out >= newest
     {
         return Ok((candidate, Built::Fresh));
@@ -85,6 +93,31 @@ fn package_name(project: &Path) -> Result<String, String> {
         .and_then(|n| n.as_str())
         .map(str::to_string)
         .ok_or_else(|| format!("{} has no [package] name", manifest.display()))
+}
+
+/// The folder of the Cargo workspace `project` belongs to, if it is a member of one above it.
+fn workspace_root(project: &Path) -> Option<PathBuf> {
+    project.ancestors().skip(1).take(4).find_map(|dir| {
+        let text = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
+        let doc: toml::Table = toml::from_str(&text).ok()?;
+        doc.contains_key("workspace").then(|| dir.to_path_buf())
+    })
+}
+
+/// The newest source of a workspace: its manifest and lock file, and every member folder's
+/// sources (any folder beside them but `target` and hidden ones).
+fn newest_in_workspace(root: &Path) -> Option<SystemTime> {
+    let mut newest = newest_source(root);
+    let entries = std::fs::read_dir(root).ok()?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name == "target" || name.starts_with('.') || !entry.path().is_dir() {
+            continue;
+        }
+        newest = newest.max(newest_source(&entry.path()));
+    }
+    newest
 }
 
 fn modified(path: &Path) -> std::io::Result<SystemTime> {
@@ -173,4 +206,46 @@ pub fn build_project(project: &Path) -> Result<Vec<(String, PathBuf)>, String> {
 fn tail_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::{newest_in_workspace, workspace_root};
+
+    fn write(path: &std::path::Path, text: &str, at: SystemTime) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(at)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_workspace_member_is_judged_by_the_whole_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path();
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        write(
+            &ws.join("Cargo.toml"),
+            "[workspace]\nmembers = [\"f\", \"lib\"]\n",
+            old,
+        );
+        write(&ws.join("f/Cargo.toml"), "[package]\nname = \"f\"\n", old);
+        write(&ws.join("f/src/lib.rs"), "", old);
+        write(&ws.join("lib/src/lib.rs"), "", old);
+        // Build outputs are not sources.
+        write(&ws.join("target/x/y.rs"), "", SystemTime::now());
+        assert_eq!(workspace_root(&ws.join("f")).as_deref(), Some(ws));
+        assert_eq!(workspace_root(ws), None);
+        assert!(newest_in_workspace(ws).unwrap() <= old + Duration::from_secs(1));
+        // A change in the shared library makes the member stale.
+        let later = old + Duration::from_secs(60);
+        write(&ws.join("lib/src/lib.rs"), "// changed", later);
+        assert!(newest_in_workspace(ws).unwrap() >= later);
+    }
 }
