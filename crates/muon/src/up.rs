@@ -120,8 +120,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// The app's `[[workflow]]`s, as the engine takes them.
 fn workflows(app: &App) -> Vec<muon_flow::Workflow> {
-    let _ = app;
-    Vec::new()
+    app.workflows
+        .iter()
+        .map(|w| muon_flow::Workflow {
+            name: w.name.clone(),
+            definition: w.definition.clone(),
+            kind: match w.kind {
+                muon_manifest::WorkflowKind::Standard => muon_flow::Kind::Standard,
+                muon_manifest::WorkflowKind::Express => muon_flow::Kind::Express,
+            },
+        })
+        .collect()
 }
 
 /// Build, compile and pre-instantiate every function of `app`.
@@ -268,6 +277,14 @@ fn print_ready(
                 .map(|tz| format!(" ({tz})"))
                 .unwrap_or_default(),
             targets.join(", ")
+        );
+    }
+    for w in &app.workflows {
+        println!(
+            "  workflow {} ({})  start with `muon flows start {}`",
+            w.name,
+            w.kind.as_str().to_lowercase(),
+            w.name
         );
     }
     println!("  control API: http://{control}/v1   (Ctrl-C stops)");
