@@ -381,3 +381,87 @@ fn rules_start_workflows_and_tokens_resume_them() {
     let out = up.cli(&["flows", "send-task-failure", "not-a-token"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("InvalidToken"));
 }
+
+#[test]
+fn the_shop_order_workflow_runs_under_muon_up() {
+    let shop = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/shop");
+    let data = tempfile::tempdir().unwrap();
+    let up = Up::start_app(&shop, &["--data-dir", data.path().to_str().unwrap()]);
+    let order = |case: &str| {
+        let input = shop.join(format!("workflows/order-{case}.json"));
+        let out = up.cli(&[
+            "flows",
+            "start",
+            "order",
+            "--input",
+            &format!("@{}", input.display()),
+            "--wait",
+            "--json",
+        ]);
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let ok = order("ok");
+    assert_eq!(ok["status"], "SUCCEEDED", "{ok}");
+    let output: Value = serde_json::from_str(ok["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output["payment"]["charge_id"], "ch_o-1");
+    assert_eq!(output["reservation"]["reserved"], 2);
+    let declined = order("declined");
+    assert_eq!(declined["status"], "FAILED");
+    assert_eq!(declined["error"], "OrderFailed");
+    // The compensation ran before the failure.
+    let h = history(&up, declined["executionArn"].as_str().unwrap());
+    let released = h.iter().any(|e| {
+        e["type"] == "TaskStateEntered"
+            && e["stateEnteredEventDetails"]["name"] == "ReleaseInventory"
+    });
+    assert!(released, "{:?}", types(&h));
+}
+
+#[test]
+fn a_manifest_rule_starts_a_manifest_workflow() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("flow.asl.json"), two_tasks(0)).unwrap();
+    let manifest = format!(
+        "{}[[workflow]]\nname = \"onboard\"\ndefinition = \"flow.asl.json\"\n\
+         [[rule]]\nname = \"signups\"\npattern = {{ detail-type = [\"SignedUp\"] }}\n\
+         targets = [{{ workflow = \"onboard\", input_path = \"$.detail\" }}]\n",
+        manifest()
+    );
+    std::fs::write(dir.path().join("muon.toml"), manifest).unwrap();
+    let up = Up::start_app(dir.path(), &[]);
+    let out = up.cli(&[
+        "events",
+        "put",
+        "--source",
+        "app",
+        "--detail-type",
+        "SignedUp",
+        "--detail",
+        r#"{"user": "ada"}"#,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("the workflow ran", Duration::from_secs(20), || {
+        let out = up.cli(&[
+            "flows",
+            "executions",
+            "onboard",
+            "--status",
+            "succeeded",
+            "--json",
+        ]);
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        list["executions"].as_array().is_some_and(|e| e.len() == 1)
+    });
+    let out = up.cli(&["flows", "executions", "onboard", "--json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let arn = list["executions"][0]["executionArn"].as_str().unwrap();
+    // Named after the delivery.
+    assert!(arn.contains(":execution:onboard:dlv_"), "{arn}");
+    let out = up.cli(&["flows", "describe", arn, "--json"]);
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["output"], r#"{"user":"ada"}"#);
+}
