@@ -539,6 +539,25 @@ impl Execution {
         &self.status
     }
 
+    /// The error and cause of an execution that failed, timed out or was stopped (from its
+    /// status, else from its last history event); `(None, None)` otherwise.
+    pub fn error_and_cause(&self) -> (Option<String>, Option<String>) {
+        if let Status::Failed { error, cause } = &self.status {
+            return (error.clone(), cause.clone());
+        }
+        if !matches!(self.status, Status::TimedOut | Status::Aborted) {
+            return (None, None);
+        }
+        let details = self.history.last().and_then(|e| e.details.as_ref());
+        let field = |key: &str| {
+            details
+                .and_then(|d| d.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        (field("error"), field("cause"))
+    }
+
     /// The history so far.
     pub fn history(&self) -> &[HistoryEvent] {
         &self.history

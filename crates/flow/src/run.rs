@@ -83,7 +83,7 @@ pub(crate) fn history_records(history: &[HistoryEvent], from: usize) -> Vec<Hist
 
 /// How the execution ended, if it did.
 pub(crate) fn end_of(exe: &Execution, now: i64) -> Option<ExecutionEnd> {
-    let (error, cause) = error_and_cause(exe);
+    let (error, cause) = exe.error_and_cause();
     let output = match exe.status() {
         Status::Running => return None,
         Status::Succeeded { output } => Some(output.to_string()),
@@ -96,24 +96,6 @@ pub(crate) fn end_of(exe: &Execution, now: i64) -> Option<ExecutionEnd> {
         error,
         cause,
     })
-}
-
-/// The error and cause of an execution that failed, timed out or was stopped.
-fn error_and_cause(exe: &Execution) -> (Option<String>, Option<String>) {
-    if let Status::Failed { error, cause } = exe.status() {
-        return (error.clone(), cause.clone());
-    }
-    if matches!(exe.status(), Status::TimedOut | Status::Aborted) {
-        let details = exe.history().last().and_then(|e| e.details.as_ref());
-        let field = |key: &str| {
-            details
-                .and_then(|d| d.get(key))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
-        return (field("error"), field("cause"));
-    }
-    (None, None)
 }
 
 /// Start the actor's task and carry out the first actions.

@@ -423,30 +423,12 @@ async fn print_logs(invoker: Invoker) {
     }
 }
 
-/// The execution's error and cause: from its status, else from its last history event.
-fn error_and_cause(exe: &Execution) -> (Option<String>, Option<String>) {
-    if let Status::Failed { error, cause } = exe.status() {
-        return (error.clone(), cause.clone());
-    }
-    let details = exe.history().last().and_then(|e| e.details.as_ref());
-    let field = |key: &str| {
-        details
-            .and_then(|d| d.get(key))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    match exe.status() {
-        Status::TimedOut | Status::Aborted => (field("error"), field("cause")),
-        _ => (None, None),
-    }
-}
-
 fn print(exe: &Execution, args: &ExecArgs) {
     let output = match exe.status() {
         Status::Succeeded { output } => Some(output),
         _ => None,
     };
-    let (error, cause) = error_and_cause(exe);
+    let (error, cause) = exe.error_and_cause();
     let history =
         || json!({ "events": exe.history().iter().map(|e| e.to_aws_json()).collect::<Vec<_>>() });
     if args.json {
