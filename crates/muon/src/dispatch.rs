@@ -69,6 +69,24 @@ impl Targets {
     }
 }
 
+/// Reads a function's answer to its end (the invocation is over only then), keeping its first
+/// `keep` bytes; the flag says whether more came. `Err`: the answer broke off.
+async fn read_answer(
+    mut body: muon_runtime::Body,
+    keep: usize,
+) -> Result<(Vec<u8>, bool), muon_runtime::BoxError> {
+    let mut kept = Vec::new();
+    let mut cut = false;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            let room = keep - kept.len();
+            cut |= data.len() > room;
+            kept.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+    Ok((kept, cut))
+}
+
 /// 4xx answers will not change on a retry, except 408 (timeout) and 429 (throttled).
 fn retryable(status: u16) -> bool {
     !(400..500).contains(&status) || status == 408 || status == 429
@@ -128,29 +146,15 @@ impl Dispatch for Targets {
                         retryable: true,
                     })?;
                     let status = response.status().as_u16();
-                    // Read the answer to its end: the invocation is over only then.
-                    let mut body = response.into_body();
-                    let mut kept = Vec::new();
-                    while let Some(frame) = body.frame().await {
-                        match frame {
-                            Ok(frame) => {
-                                if let Ok(data) = frame.into_data()
-                                    && kept.len() < ERROR_BODY_BYTES
-                                {
-                                    kept.extend_from_slice(&data);
-                                }
-                            }
-                            Err(e) => {
-                                return Err(DeliveryError {
-                                    code: "FunctionError".into(),
-                                    message: format!(
-                                        "function {name} (invocation {id}) failed while answering: {e}"
-                                    ),
-                                    retryable: true,
-                                });
-                            }
-                        }
-                    }
+                    let (kept, _) = read_answer(response.into_body(), ERROR_BODY_BYTES)
+                        .await
+                        .map_err(|e| DeliveryError {
+                            code: "FunctionError".into(),
+                            message: format!(
+                                "function {name} (invocation {id}) failed while answering: {e}"
+                            ),
+                            retryable: true,
+                        })?;
                     if (200..300).contains(&status) {
                         Ok(())
                     } else {
@@ -290,30 +294,19 @@ impl Targets {
             }
         })?;
         let status = response.status().as_u16();
-        let mut body = response.into_body();
-        let mut kept = Vec::new();
-        while let Some(frame) = body.frame().await {
-            match frame {
-                Ok(frame) => {
-                    if let Ok(data) = frame.into_data() {
-                        kept.extend_from_slice(&data);
-                        if kept.len() > limit {
-                            return Err(DispatchError::new(
-                                muon_asl::errors::DATA_LIMIT_EXCEEDED,
-                                format!(
-                                    "function {name} (invocation {id}) answered more than {limit} bytes"
-                                ),
-                            ));
-                        }
-                    }
-                }
-                Err(e) => {
-                    return Err(DispatchError::new(
-                        muon_asl::errors::TASK_FAILED,
-                        format!("function {name} (invocation {id}) failed while answering: {e}"),
-                    ));
-                }
-            }
+        let (kept, cut) = read_answer(response.into_body(), limit)
+            .await
+            .map_err(|e| {
+                DispatchError::new(
+                    muon_asl::errors::TASK_FAILED,
+                    format!("function {name} (invocation {id}) failed while answering: {e}"),
+                )
+            })?;
+        if cut {
+            return Err(DispatchError::new(
+                muon_asl::errors::DATA_LIMIT_EXCEEDED,
+                format!("function {name} (invocation {id}) answered more than {limit} bytes"),
+            ));
         }
         Ok(Answer {
             status,
