@@ -26,9 +26,11 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 /// The most transactions one group commit takes.
 const MAX_GROUP: usize = 1024;
 
+// `seq` columns are plain rowids (no AUTOINCREMENT, which writes `sqlite_sequence` on every
+// insert): they only order rows, and a rowid is reused only after the newest row is deleted.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     bus TEXT NOT NULL,
     ingested_ms INTEGER NOT NULL,
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_bus_time ON events (bus, ingested_ms);
 CREATE INDEX IF NOT EXISTS events_by_parent ON events (parent_span) WHERE parent_span IS NOT NULL;
 CREATE TABLE IF NOT EXISTS deliveries (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     event TEXT NOT NULL,
     bus TEXT NOT NULL,
@@ -69,7 +71,7 @@ CREATE TABLE IF NOT EXISTS state_machines (
     created_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS executions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     arn TEXT NOT NULL UNIQUE,
     machine TEXT NOT NULL,
     name TEXT NOT NULL,
@@ -225,18 +227,42 @@ fn commit_group(conn: &mut Connection, group: &[Job]) -> Vec<Result<()>> {
 
 fn commit_jobs(conn: &mut Connection, jobs: &[Job]) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    for job in jobs {
-        for op in &job.tx.ops {
-            apply(&tx, op)?;
+    {
+        let mut hot = Hot::default();
+        for job in jobs {
+            for op in &job.tx.ops {
+                apply(&tx, &mut hot, op)?;
+            }
         }
     }
     tx.commit()
 }
 
-fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
+/// The statements of the ops a group holds by the thousand (events and deliveries), prepared
+/// once per group: looking each up in the statement cache hashes and compares its SQL text.
+#[derive(Default)]
+struct Hot<'c> {
+    event: Option<rusqlite::CachedStatement<'c>>,
+    delivery: Option<rusqlite::CachedStatement<'c>>,
+}
+
+fn statement<'c, 's>(
+    conn: &'c Connection,
+    slot: &'s mut Option<rusqlite::CachedStatement<'c>>,
+    sql: &str,
+) -> rusqlite::Result<&'s mut rusqlite::CachedStatement<'c>> {
+    if slot.is_none() {
+        *slot = Some(conn.prepare_cached(sql)?);
+    }
+    Ok(slot.as_mut().expect("just prepared"))
+}
+
+fn apply<'c>(conn: &'c Connection, hot: &mut Hot<'c>, op: &Op) -> rusqlite::Result<()> {
     match op {
         Op::AppendEvent(e) => {
-            conn.prepare_cached(
+            statement(
+                conn,
+                &mut hot.event,
                 "INSERT INTO events (id, bus, ingested_ms, json, trace_id, parent_span, replay)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
@@ -255,7 +281,9 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<()> {
                 Some((c, m)) => (Some(c.as_str()), Some(m.as_str())),
                 None => (None, None),
             };
-            conn.prepare_cached(
+            statement(
+                conn,
+                &mut hot.delivery,
                 "INSERT INTO deliveries (id, event, bus, rule, target, status, attempts,
                      created_ms, due_ms, error_code, error_message, exhausted)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
