@@ -17,6 +17,10 @@ use muon_bus::{Bus, Config, DeliveryError, Dispatch, Message, PutEntry};
 use muon_manifest::{Rule, TargetKind};
 use muon_store::{BoxFuture, Memory, Store};
 
+// The allocator the muon binary ships with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Counts deliveries; optionally records when the first dispatch of each event began.
 #[derive(Default)]
 struct Sink {
