@@ -83,6 +83,28 @@ fn matching(c: &mut Criterion) {
     c.bench_function("parse 1 KB event", |b| {
         b.iter(|| black_box(Event::parse(black_box(&text)).expect("valid")))
     });
+
+    // What a bus does per event: parse the text keeping only the fields its rules name, then
+    // match. events/s per core = 1 / this time.
+    let texts: Vec<String> = (0..256).map(event).collect();
+    let mut group = c.benchmark_group("parse fields + match");
+    group.throughput(Throughput::Elements(1));
+    for rules in [10usize, 1_000, 10_000] {
+        let mut set = RuleSet::new();
+        for i in 0..rules {
+            set.add(i, &rule(i));
+        }
+        let fields = set.fields();
+        let mut n = 0usize;
+        group.bench_with_input(BenchmarkId::new("ruleset", rules), &rules, |b, _| {
+            b.iter(|| {
+                n = (n + 1) % texts.len();
+                let event = Event::parse_fields(&texts[n], &fields).expect("valid");
+                black_box(set.matches(&event))
+            })
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(benches, matching);

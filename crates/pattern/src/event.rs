@@ -1,6 +1,7 @@
 //! Events: parsed once, flattened into leaves keyed by dotted path.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::ops::Range;
 
 use crate::Error;
@@ -43,10 +44,60 @@ pub struct Event {
     leaves: Vec<Leaf>,
 }
 
+/// The dotted paths worth keeping when an event is parsed for matching: those some pattern
+/// names ([`crate::RuleSet::fields`]). An event parsed with them ([`Event::parse_fields`])
+/// matches every pattern that names only these paths exactly as the whole event would, at a
+/// fraction of the cost: the other values are checked and skipped, not stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields {
+    paths: HashSet<Box<str>>,
+}
+
+impl Fields {
+    pub fn new() -> Fields {
+        Fields::default()
+    }
+
+    pub fn insert(&mut self, path: &str) {
+        if !self.paths.contains(path) {
+            self.paths.insert(path.into());
+        }
+    }
+
+    pub fn contains(&self, path: &str) -> bool {
+        self.paths.contains(path)
+    }
+
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// Every path of `other` too.
+    pub fn extend(&mut self, other: &Fields) {
+        for p in &other.paths {
+            self.insert(p);
+        }
+    }
+}
+
 impl Event {
     /// Parses an event: any JSON object, nested at most
     /// [`MAX_DEPTH`](crate::MAX_DEPTH) levels deep.
     pub fn parse(text: &str) -> Result<Event, Error> {
+        Self::parse_keeping(text, None)
+    }
+
+    /// Parses an event like [`Event::parse`] (the same checks, the same errors), keeping only
+    /// the values at `fields`: enough to match patterns that name no other path.
+    pub fn parse_fields(text: &str, fields: &Fields) -> Result<Event, Error> {
+        Self::parse_keeping(text, Some(fields))
+    }
+
+    fn parse_keeping(text: &str, keep: Option<&Fields>) -> Result<Event, Error> {
         if text
             .trim_start_matches([' ', '\t', '\n', '\r'])
             .as_bytes()
@@ -57,6 +108,7 @@ impl Event {
             return Err(Error::InvalidEvent("the event is not a JSON object".into()));
         }
         let mut flattener = Flattener {
+            keep,
             path: String::with_capacity(64),
             arrays: Vec::new(),
             next_array: 0,
@@ -127,7 +179,9 @@ impl Event {
 
 /// Flattens an event straight from its text into `(dotted path, leaf)`
 /// pairs, reusing one path buffer.
-struct Flattener {
+struct Flattener<'k> {
+    /// Only the leaves at these paths are kept (all when `None`).
+    keep: Option<&'k Fields>,
     path: String,
     arrays: Vec<(u32, u32)>,
     next_array: u32,
@@ -140,7 +194,12 @@ struct Flattener {
     flat: Vec<(Range<usize>, Leaf)>,
 }
 
-impl Flattener {
+impl Flattener<'_> {
+    /// Whether the leaf at the current path is kept.
+    fn wanted(&self) -> bool {
+        self.keep.is_none_or(|k| k.contains(&self.path))
+    }
+
     fn leaf(&mut self, value: Scalar) {
         // Array elements share their path: store it once.
         let name = match self.flat.last() {
@@ -163,7 +222,7 @@ impl Flattener {
     }
 }
 
-impl json::Sink for Flattener {
+impl json::Sink for Flattener<'_> {
     type Val = ();
     /// The path's length outside the object.
     type Obj = usize;
@@ -171,16 +230,24 @@ impl json::Sink for Flattener {
     type Arr = (u32, u32);
 
     fn null(&mut self) {
-        self.leaf(Scalar::Null);
+        if self.wanted() {
+            self.leaf(Scalar::Null);
+        }
     }
     fn bool(&mut self, b: bool) {
-        self.leaf(Scalar::Bool(b));
+        if self.wanted() {
+            self.leaf(Scalar::Bool(b));
+        }
     }
     fn number(&mut self, text: &str) {
-        self.leaf(Scalar::Number(text.to_string(), json::exact_f64(text)));
+        if self.wanted() {
+            self.leaf(Scalar::Number(text.to_string(), json::exact_f64(text)));
+        }
     }
     fn string(&mut self, s: Cow<'_, str>) {
-        self.leaf(Scalar::String(s.into_owned()));
+        if self.wanted() {
+            self.leaf(Scalar::String(s.into_owned()));
+        }
     }
     fn object_start(&mut self) -> usize {
         self.depth += 1;

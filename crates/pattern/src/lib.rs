@@ -37,7 +37,7 @@ mod ruleset;
 #[cfg(test)]
 mod tests;
 
-pub use event::Event;
+pub use event::{Event, Fields};
 pub use json::MAX_DEPTH;
 pub use pattern::{MAX_OR_COMBINATIONS, MAX_PATTERN_CHARS, Pattern};
 pub use ruleset::RuleSet;

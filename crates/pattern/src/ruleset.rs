@@ -21,7 +21,7 @@ use std::hash::Hash;
 use std::net::IpAddr;
 
 use crate::Pattern;
-use crate::event::{Event, Leaf, Scalar};
+use crate::event::{Event, Fields, Leaf, Scalar};
 use crate::pattern::{Matcher, ip_literal, match_rule};
 
 /// One condition of one alternative: `(alternative slot, condition index)`.
@@ -43,6 +43,9 @@ pub struct RuleSet<Id> {
     /// Alternatives with no counted condition: always confirmed.
     always: HashSet<u32>,
     paths: HashMap<String, PathIndex>,
+    /// Every path a condition names (counted conditions and `exists: false` alike), with how
+    /// many conditions name it.
+    fields: HashMap<String, usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -260,7 +263,18 @@ impl<Id: Clone + Eq + Hash> RuleSet<Id> {
             free_alts: Vec::new(),
             always: HashSet::new(),
             paths: HashMap::new(),
+            fields: HashMap::new(),
         }
+    }
+
+    /// Every path some pattern of the set names: parse events with these
+    /// ([`Event::parse_fields`]) to match them against this set.
+    pub fn fields(&self) -> Fields {
+        let mut fields = Fields::new();
+        for path in self.fields.keys() {
+            fields.insert(path);
+        }
+        fields
     }
 
     /// How many ids have a pattern.
@@ -295,6 +309,7 @@ impl<Id: Clone + Eq + Hash> RuleSet<Id> {
             };
             let mut needed = 0;
             for (c, (path, matchers)) in conditions.iter().enumerate() {
+                *self.fields.entry(path.clone()).or_default() += 1;
                 if matchers.contains(&Matcher::Exists(false)) {
                     continue;
                 }
@@ -334,6 +349,12 @@ impl<Id: Clone + Eq + Hash> RuleSet<Id> {
         self.free_rules.push(rule);
         for (conditions, &slot) in entry.pattern.alternatives().iter().zip(&entry.alts) {
             for (c, (path, matchers)) in conditions.iter().enumerate() {
+                if let Some(n) = self.fields.get_mut(path) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.fields.remove(path);
+                    }
+                }
                 if matchers.contains(&Matcher::Exists(false)) {
                     continue;
                 }
