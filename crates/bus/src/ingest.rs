@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use muon_manifest::Rule;
-use muon_pattern::Event;
+use muon_pattern::{Event, Fields};
 use muon_store::{Delivery, DeliveryStatus, EventRecord, Op, Transaction};
 use muon_types::{BusName, EventId};
 
@@ -89,6 +89,17 @@ pub(crate) struct Accepted {
 }
 
 impl Bus {
+    /// The fields the rules of `bus` look at (none when it has no rules or does not exist).
+    fn fields(&self, bus: &BusName) -> Arc<Fields> {
+        self.inner
+            .rules
+            .read()
+            .expect("no panics under the lock")
+            .bus(bus)
+            .map(|b| b.fields())
+            .unwrap_or_default()
+    }
+
     /// PutEvents: each entry is accepted or fails on its own; accepted ones are committed,
     /// with their deliveries, before this returns.
     pub async fn put_events(
@@ -145,11 +156,12 @@ impl Bus {
         let id = crate::new_event_id();
         envelope["id"] = serde_json::Value::String(id.to_string());
         let json = envelope.to_string();
-        let parsed = Event::parse(&json).map_err(|e| crate::DeliveryError {
-            code: "MalformedEvent".into(),
-            message: e.to_string(),
-            retryable: false,
-        })?;
+        let parsed =
+            Event::parse_fields(&json, &self.fields(bus)).map_err(|e| crate::DeliveryError {
+                code: "MalformedEvent".into(),
+                message: e.to_string(),
+                retryable: false,
+            })?;
         if !self.inner.config.buses.contains(bus) {
             return Err(crate::DeliveryError {
                 code: "ResourceNotFoundException".into(),
@@ -289,7 +301,7 @@ impl Bus {
         };
         // The detail must be a JSON object on its own, so that its text cannot add fields to the
         // envelope around it; this also bounds its nesting.
-        if let Err(e) = Event::parse(&detail) {
+        if let Err(e) = Event::parse_fields(&detail, &Fields::new()) {
             let message = match e {
                 muon_pattern::Error::InvalidEvent(why) => format!("Detail is malformed: {why}."),
                 other => format!("Detail is malformed: {other}."),
@@ -317,7 +329,7 @@ impl Bus {
             serde_json::Value::String(self.inner.config.region.clone()),
             serde_json::Value::from(entry.resources),
         );
-        let parsed = Event::parse(&json).map_err(|e| {
+        let parsed = Event::parse_fields(&json, &self.fields(&bus)).map_err(|e| {
             failed(
                 "MalformedDetail",
                 format!("Detail is malformed: {e} (nested too deeply inside the envelope?)"),
@@ -381,7 +393,7 @@ impl Bus {
                 envelope["id"] = serde_json::Value::String(id.to_string());
                 envelope["replay-name"] = serde_json::Value::String(name.to_string());
                 let json = envelope.to_string();
-                let Ok(parsed) = Event::parse(&json) else {
+                let Ok(parsed) = Event::parse_fields(&json, &self.fields(bus)) else {
                     continue;
                 };
                 batch.push(Accepted {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use muon_manifest::Rule;
-use muon_pattern::{Event, Pattern, RuleSet};
+use muon_pattern::{Event, Fields, Pattern, RuleSet};
 use muon_store::{Op, RuleRecord, Transaction};
 use muon_types::{BusName, RuleName};
 
@@ -40,6 +40,8 @@ pub struct RuleInfo {
 pub(crate) struct BusRules {
     set: RuleSet<RuleName>,
     rules: BTreeMap<RuleName, RuleInfo>,
+    /// The paths the rules name: events are parsed keeping only these.
+    fields: Arc<Fields>,
 }
 
 impl BusRules {
@@ -57,6 +59,12 @@ impl BusRules {
 
     pub(crate) fn get(&self, name: &RuleName) -> Option<&RuleInfo> {
         self.rules.get(name)
+    }
+
+    /// Parse an event of this bus for [`BusRules::matching`]: only the values the rules look
+    /// at are kept.
+    pub(crate) fn fields(&self) -> Arc<Fields> {
+        self.fields.clone()
     }
 }
 
@@ -86,6 +94,7 @@ impl Table {
         let pattern = Pattern::parse(&rule.pattern).expect("rules hold validated patterns");
         bus.set.remove(&rule.name);
         bus.set.add(rule.name.clone(), &pattern);
+        bus.fields = Arc::new(bus.set.fields());
         bus.rules
             .insert(rule.name.clone(), RuleInfo { rule, origin });
     }
@@ -93,6 +102,7 @@ impl Table {
     fn remove(&mut self, bus: &BusName, name: &RuleName) {
         if let Some(bus) = self.buses.get_mut(bus) {
             bus.set.remove(name);
+            bus.fields = Arc::new(bus.set.fields());
             bus.rules.remove(name);
         }
     }
