@@ -95,13 +95,57 @@ fn package_name(project: &Path) -> Result<String, String> {
         .ok_or_else(|| format!("{} has no [package] name", manifest.display()))
 }
 
-/// The folder of the Cargo workspace `project` belongs to, if it is a member of one above it.
+/// The folder of the Cargo workspace `project` is a member of, if any: as cargo decides it,
+/// the nearest folder above with a `[workspace]` whose `members` name the project and whose
+/// `exclude` does not (a project with its own `[workspace]` is its own root).
 fn workspace_root(project: &Path) -> Option<PathBuf> {
-    project.ancestors().skip(1).take(4).find_map(|dir| {
-        let text = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
-        let doc: toml::Table = toml::from_str(&text).ok()?;
-        doc.contains_key("workspace").then(|| dir.to_path_buf())
-    })
+    let manifest = |dir: &Path| -> Option<toml::Table> {
+        toml::from_str(&std::fs::read_to_string(dir.join("Cargo.toml")).ok()?).ok()
+    };
+    if manifest(project).is_some_and(|doc| doc.contains_key("workspace")) {
+        return None;
+    }
+    let (root, workspace) = project.ancestors().skip(1).find_map(|dir| {
+        let doc = manifest(dir)?;
+        let workspace = doc.get("workspace")?.as_table()?.clone();
+        Some((dir.to_path_buf(), workspace))
+    })?;
+    let relative = project.strip_prefix(&root).ok()?;
+    let listed = |key: &str| -> Vec<String> {
+        workspace
+            .get(key)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if listed("exclude")
+        .iter()
+        .any(|e| relative.starts_with(e.trim_end_matches('/')))
+    {
+        return None;
+    }
+    listed("members")
+        .iter()
+        .any(|m| member_matches(m, relative))
+        .then_some(root)
+}
+
+/// Whether a `members` entry (a path, whose components may be `*`) names `relative`.
+fn member_matches(member: &str, relative: &Path) -> bool {
+    let pattern: Vec<&str> = member.trim_end_matches('/').split('/').collect();
+    let path: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    pattern.len() == path.len()
+        && pattern
+            .iter()
+            .zip(&path)
+            .all(|(p, c)| *p == "*" || *p == c.as_str())
 }
 
 /// The newest source of a workspace: its manifest and lock file, and every member folder's
@@ -242,6 +286,30 @@ mod tests {
         write(&ws.join("target/x/y.rs"), "", SystemTime::now());
         assert_eq!(workspace_root(&ws.join("f")).as_deref(), Some(ws));
         assert_eq!(workspace_root(ws), None);
+        // A project under a workspace that does not list it, or excludes it, is its own.
+        write(
+            &ws.join("other/Cargo.toml"),
+            "[package]\nname = \"o\"\n",
+            old,
+        );
+        assert_eq!(workspace_root(&ws.join("other")), None);
+        write(
+            &ws.join("Cargo.toml"),
+            "[workspace]\nmembers = [\"f\", \"lib\", \"guests/*\"]\nexclude = [\"guests/x\"]\n",
+            old,
+        );
+        write(
+            &ws.join("guests/g/Cargo.toml"),
+            "[package]\nname = \"g\"\n",
+            old,
+        );
+        write(
+            &ws.join("guests/x/Cargo.toml"),
+            "[package]\nname = \"x\"\n",
+            old,
+        );
+        assert_eq!(workspace_root(&ws.join("guests/g")).as_deref(), Some(ws));
+        assert_eq!(workspace_root(&ws.join("guests/x")), None);
         assert!(newest_in_workspace(ws).unwrap() <= old + Duration::from_secs(1));
         // A change in the shared library makes the member stale.
         let later = old + Duration::from_secs(60);
