@@ -2,9 +2,13 @@
 //!
 //! These are the JSON shapes on the wire and nothing else: the server converts its domain types
 //! into them, the CLI reads them. Field names are snake_case; times are milliseconds since the
-//! Unix epoch (`*_ms`), durations are milliseconds as numbers.
+//! Unix epoch (`*_ms`), durations are milliseconds as numbers. The exceptions are AWS's own
+//! shapes, which keep AWS's PascalCase names: PutEvents here, and [`eventbridge`]'s rule and bus
+//! operations.
 
 use serde::{Deserialize, Serialize};
+
+pub mod eventbridge;
 
 /// `GET /v1/health`
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -31,7 +31,7 @@ use muon_manifest::{Rule, TargetKind};
 use muon_store::{BoxFuture, Store};
 pub use muon_store::{Delivery, DeliveryStatus, EventRecord};
 use muon_types::{BusName, DeliveryId, EventId, RuleName};
-pub use rules::{Origin, RuleInfo};
+pub use rules::{Edit, Origin, RuleInfo};
 use tokio::sync::{broadcast, mpsc};
 pub use trace::{TraceContext, TraceNode};
 
@@ -115,6 +115,9 @@ pub enum Error {
     ManifestRule(RuleName),
     #[error("stored rule {0} cannot be read: {1}")]
     BadStoredRule(RuleName, String),
+    /// An edit left a rule that would not read back (too many targets, a repeated target ID).
+    #[error("rule {0} is not valid: {1}")]
+    InvalidRule(RuleName, String),
 }
 
 impl Error {
@@ -124,6 +127,7 @@ impl Error {
             Error::Store(_) | Error::BadStoredRule(..) => "InternalException",
             Error::NoSuchBus(_) | Error::NoSuchRule(..) => "ResourceNotFoundException",
             Error::ManifestRule(_) => "ManagedRuleException",
+            Error::InvalidRule(..) => "ValidationException",
         }
     }
 }
@@ -141,6 +145,8 @@ struct Inner {
     store: Arc<dyn Store>,
     dispatch: Arc<dyn Dispatch>,
     rules: std::sync::RwLock<rules::Table>,
+    /// Held while an API rule is read, changed and written ([`Bus::edit_rule`]).
+    rule_edits: tokio::sync::Mutex<()>,
     schedule: mpsc::UnboundedSender<deliver::Job>,
     /// Delivery outcomes to record, batched by [`deliver::record`].
     outcomes: mpsc::UnboundedSender<Delivery>,
@@ -187,6 +193,7 @@ impl Bus {
                 store,
                 dispatch,
                 rules: std::sync::RwLock::new(table),
+                rule_edits: tokio::sync::Mutex::new(()),
                 schedule,
                 outcomes,
                 tail,

@@ -29,6 +29,18 @@ impl Origin {
     }
 }
 
+/// What [`Bus::edit_rule`] does with the API rule it was shown.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Edit {
+    /// Leave it as it is (nothing is written).
+    Keep,
+    /// Store this rule in its place, or create it when there was none. It keeps the bus and
+    /// the name that were edited: an edit does not move a rule.
+    Put(Rule),
+    /// Delete it.
+    Delete,
+}
+
 /// A rule as listed.
 #[derive(Debug, Clone)]
 pub struct RuleInfo {
@@ -125,58 +137,95 @@ impl Bus {
         &self.inner.config.buses
     }
 
+    /// One rule of a bus.
+    pub fn rule(&self, bus: &BusName, name: &RuleName) -> Result<RuleInfo> {
+        let table = self.inner.rules.read().expect("no panics under the lock");
+        table
+            .bus(bus)
+            .ok_or_else(|| Error::NoSuchBus(bus.clone()))?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchRule(name.clone(), bus.clone()))
+    }
+
     /// Create or replace a rule through the API; it is stored and survives restarts.
     pub async fn put_rule(&self, rule: Rule) -> Result<()> {
-        {
-            let table = self.inner.rules.read().expect("no panics under the lock");
-            let bus = table
-                .bus(&rule.bus)
-                .ok_or_else(|| Error::NoSuchBus(rule.bus.clone()))?;
-            if bus.get(&rule.name).is_some_and(|i| i.origin != Origin::Api) {
-                return Err(Error::ManifestRule(rule.name.clone()));
-            }
-        }
-        let mut tx = Transaction::new();
-        tx.push(Op::PutRule(RuleRecord {
-            bus: rule.bus.clone(),
-            name: rule.name.clone(),
-            json: rule.to_api_json().to_string(),
-        }));
-        self.inner.store.commit(tx).await?;
-        self.inner
-            .rules
-            .write()
-            .expect("no panics under the lock")
-            .insert(Arc::new(rule), Origin::Api);
-        Ok(())
+        let (bus, name) = (rule.bus.clone(), rule.name.clone());
+        self.edit_rule(&bus, &name, |_| (Edit::Put(rule), ())).await
     }
 
     /// Delete an API rule. Its pending deliveries are dead-lettered when they come due.
     pub async fn delete_rule(&self, bus: &BusName, name: &RuleName) -> Result<()> {
-        {
+        self.edit_rule(bus, name, |rule| match rule {
+            None => (
+                Edit::Keep,
+                Err(Error::NoSuchRule(name.clone(), bus.clone())),
+            ),
+            Some(_) => (Edit::Delete, Ok(())),
+        })
+        .await?
+    }
+
+    /// Read, change and write one API rule as one step: `edit` sees the rule as it is (`None`
+    /// when there is none) and says what becomes of it ([`Edit`]), and what to hand back.
+    /// Edits are applied one at a time, so read-modify-writes such as adding a target to a rule
+    /// never lose a concurrent one. The bus must exist, and a rule from the manifest (or a
+    /// schedule's) is refused with [`Error::ManifestRule`] before `edit` sees it. A rule put
+    /// must read back as it is stored (at most 5 targets, unique IDs): else
+    /// [`Error::InvalidRule`], and nothing changes.
+    pub async fn edit_rule<T>(
+        &self,
+        bus: &BusName,
+        name: &RuleName,
+        edit: impl FnOnce(Option<&Rule>) -> (Edit, T),
+    ) -> Result<T> {
+        let _one_at_a_time = self.inner.rule_edits.lock().await;
+        let current = {
             let table = self.inner.rules.read().expect("no panics under the lock");
             let rules = table
                 .bus(bus)
                 .ok_or_else(|| Error::NoSuchBus(bus.clone()))?;
             match rules.get(name) {
-                None => return Err(Error::NoSuchRule(name.clone(), bus.clone())),
                 Some(i) if i.origin != Origin::Api => {
                     return Err(Error::ManifestRule(name.clone()));
                 }
-                Some(_) => {}
+                found => found.map(|i| i.rule.clone()),
             }
+        };
+        let (mut edit, answer) = edit(current.as_deref());
+        if let Edit::Put(rule) = &mut edit {
+            rule.bus = bus.clone();
+            rule.name = name.clone();
         }
+        let op = match &edit {
+            Edit::Put(rule) if current.as_deref() != Some(rule) => {
+                // What is stored must load again at the next start.
+                let json = rule.to_api_json().to_string();
+                if let Err(e) = Rule::from_api_json(&json) {
+                    return Err(Error::InvalidRule(name.clone(), e.to_string()));
+                }
+                Op::PutRule(RuleRecord {
+                    bus: bus.clone(),
+                    name: name.clone(),
+                    json,
+                })
+            }
+            Edit::Delete if current.is_some() => Op::DeleteRule {
+                bus: bus.clone(),
+                name: name.clone(),
+            },
+            // Nothing changes.
+            _ => return Ok(answer),
+        };
         let mut tx = Transaction::new();
-        tx.push(Op::DeleteRule {
-            bus: bus.clone(),
-            name: name.clone(),
-        });
+        tx.push(op);
         self.inner.store.commit(tx).await?;
-        self.inner
-            .rules
-            .write()
-            .expect("no panics under the lock")
-            .remove(bus, name);
-        Ok(())
+        let mut table = self.inner.rules.write().expect("no panics under the lock");
+        match edit {
+            Edit::Put(rule) => table.insert(Arc::new(rule), Origin::Api),
+            Edit::Delete => table.remove(bus, name),
+            Edit::Keep => {}
+        }
+        Ok(answer)
     }
 }

@@ -4,11 +4,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use muon_bus::{
-    Bus, Config, DeliveryError, DeliveryStatus, Dispatch, EntryResult, Message, PutEntry, PutError,
+    Bus, Config, DeliveryError, DeliveryStatus, Dispatch, Edit, EntryResult, Error, Message,
+    Origin, PutEntry, PutError,
 };
 use muon_manifest::{Rule, TargetKind};
 use muon_store::{BoxFuture, Memory, Store};
-use muon_types::{BusName, EventId};
+use muon_types::{BusName, EventId, RuleName};
 
 /// Records every message; answers with what `answer` says for the target.
 #[derive(Clone, Default)]
@@ -468,6 +469,143 @@ async fn api_rules_are_stored_and_manifest_rules_are_read_only() {
             .is_err()
     );
     assert_eq!(bus.rules().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_edits_are_one_at_a_time_stored_and_refused_for_manifest_rules() {
+    let store = Arc::new(Memory::new());
+    let bus = Bus::start(
+        config(vec![order_rule()]),
+        store.clone(),
+        Arc::new(Recorder::default()),
+    )
+    .await
+    .unwrap();
+    let default = BusName::default_bus();
+    let name = RuleName::new("edited").unwrap();
+    // Reading one rule: found with its origin, or the error AWS would name.
+    let manifest = bus
+        .rule(&default, &RuleName::new("order-placed").unwrap())
+        .unwrap();
+    assert_eq!(manifest.origin, Origin::Manifest);
+    assert!(matches!(
+        bus.rule(&default, &name),
+        Err(Error::NoSuchRule(..))
+    ));
+    assert!(matches!(
+        bus.rule(&BusName::new("nowhere").unwrap(), &name),
+        Err(Error::NoSuchBus(_))
+    ));
+    // Create it through an edit that sees no rule.
+    let saw = bus
+        .edit_rule(&default, &name, |r| {
+            (
+                Edit::Put(rule(
+                    r#"{"Name":"edited","EventPattern":{"source":["shop"]}}"#,
+                )),
+                r.is_none(),
+            )
+        })
+        .await
+        .unwrap();
+    assert!(saw);
+    // Five concurrent read-modify-writes, each adding one target: none is lost.
+    let mut tasks = Vec::new();
+    for i in 0..5 {
+        let (bus, default, name) = (bus.clone(), default.clone(), name.clone());
+        tasks.push(tokio::spawn(async move {
+            bus.edit_rule(&default, &name, |r| {
+                let mut r = r.expect("the rule exists").clone();
+                r.targets.push(
+                    muon_manifest::Target::from_api_json(
+                        serde_json::json!({"Id": format!("t{i}"), "Function": "email"}),
+                    )
+                    .unwrap(),
+                );
+                (Edit::Put(r), ())
+            })
+            .await
+            .unwrap()
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(bus.rule(&default, &name).unwrap().rule.targets.len(), 5);
+    // A sixth would not read back: refused, and nothing changes.
+    let refused = bus
+        .edit_rule(&default, &name, |r| {
+            let mut r = r.unwrap().clone();
+            r.targets.push(r.targets[0].clone());
+            (Edit::Put(r), ())
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(Error::InvalidRule(..))),
+        "{refused:?}"
+    );
+    assert_eq!(bus.rule(&default, &name).unwrap().rule.targets.len(), 5);
+    // Keep writes nothing; the stored rule is the edited one, across a restart.
+    bus.edit_rule(&default, &name, |_| (Edit::Keep, ()))
+        .await
+        .unwrap();
+    let again = Bus::start(config(vec![]), store.clone(), Arc::new(Recorder::default()))
+        .await
+        .unwrap();
+    let stored = again.rule(&default, &name).unwrap();
+    assert_eq!(stored.origin, Origin::Api);
+    assert_eq!(stored.rule.targets.len(), 5);
+    drop(again);
+    // An edit cannot move a rule: a Put keeps the edited bus and name.
+    bus.edit_rule(&default, &name, |r| {
+        let mut r = r.unwrap().clone();
+        r.name = RuleName::new("elsewhere").unwrap();
+        r.enabled = false;
+        (Edit::Put(r), ())
+    })
+    .await
+    .unwrap();
+    assert!(!bus.rule(&default, &name).unwrap().rule.enabled);
+    assert!(
+        bus.rule(&default, &RuleName::new("elsewhere").unwrap())
+            .is_err()
+    );
+    // Manifest rules are refused before the edit runs; unknown buses too.
+    let refused = bus
+        .edit_rule(
+            &default,
+            &RuleName::new("order-placed").unwrap(),
+            |_| -> (Edit, ()) { panic!("a manifest rule was shown to an edit") },
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(Error::ManifestRule(_))),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        bus.edit_rule(&BusName::new("nowhere").unwrap(), &name, |_| (
+            Edit::Delete,
+            ()
+        ))
+        .await,
+        Err(Error::NoSuchBus(_))
+    ));
+    // Delete, then deleting again is a no-op for an edit (delete_rule says it is missing).
+    bus.edit_rule(&default, &name, |_| (Edit::Delete, ()))
+        .await
+        .unwrap();
+    assert!(bus.rule(&default, &name).is_err());
+    bus.edit_rule(&default, &name, |r| {
+        assert!(r.is_none());
+        (Edit::Delete, ())
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        bus.delete_rule(&default, &name).await,
+        Err(Error::NoSuchRule(..))
+    ));
+    assert_eq!(store.rules().await.unwrap().len(), 0);
 }
 
 #[tokio::test]

@@ -67,6 +67,21 @@ impl TargetKind {
             TargetKind::Workflow(w) => format!("workflow:{w}"),
         }
     }
+
+    /// The ARN AWS would give this target in `region` and `account`: a Lambda function's,
+    /// an event bus's, a state machine's. An HTTP endpoint has no ARN of its own (AWS reaches
+    /// one through an API destination, which muon does not have): it is its URL, which a
+    /// target's `Arn` also accepts, so what is listed can be put back as it is.
+    pub fn arn(&self, region: &str, account: &str) -> String {
+        match self {
+            TargetKind::Function(f) => format!("arn:aws:lambda:{region}:{account}:function:{f}"),
+            TargetKind::Bus(b) => format!("arn:aws:events:{region}:{account}:event-bus/{b}"),
+            TargetKind::Http(u) => u.clone(),
+            TargetKind::Workflow(w) => {
+                format!("arn:aws:states:{region}:{account}:stateMachine:{w}")
+            }
+        }
+    }
 }
 
 /// What a target receives.
@@ -292,14 +307,9 @@ fn validate_target(
         }
     }
     if let Some(u) = t.url {
-        let host = u
-            .strip_prefix("http://")
-            .or_else(|| u.strip_prefix("https://"))
-            .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""));
-        if host.is_some_and(|h| !h.is_empty() && !h.contains(char::is_whitespace)) {
-            kinds.push(TargetKind::Http(u));
-        } else {
-            problem("url", format!("{u:?} is not an http:// or https:// URL"));
+        match http_url(u) {
+            Ok(k) => kinds.push(k),
+            Err(why) => problem("url", why),
         }
     }
     if let Some(w) = t.workflow {
@@ -443,11 +453,28 @@ fn validate_target(
     })
 }
 
-/// Lambda, EventBridge and Step Functions ARNs, and muon's own `muon:function:NAME` forms.
+/// An HTTP endpoint target: an `http://` or `https://` URL with a host.
+fn http_url(u: String) -> Result<TargetKind, String> {
+    let host = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""));
+    if host.is_some_and(|h| !h.is_empty() && !h.contains(char::is_whitespace)) {
+        Ok(TargetKind::Http(u))
+    } else {
+        Err(format!("{u:?} is not an http:// or https:// URL"))
+    }
+}
+
+/// Lambda, EventBridge and Step Functions ARNs, muon's own `muon:function:NAME` forms, and
+/// HTTP endpoints as their URL (what [`TargetKind::arn`] gives them).
 fn parse_arn(arn: &str) -> Result<TargetKind, String> {
+    if arn.starts_with("http://") || arn.starts_with("https://") {
+        return http_url(arn.to_string());
+    }
     let bad = || {
         format!(
-            "{arn:?} is not a target muon knows: use a Lambda function, event bus or state machine ARN, or muon:function:NAME"
+            "{arn:?} is not a target muon knows: use a Lambda function, event bus or state machine ARN, muon:function:NAME, or an http(s):// URL"
         )
     };
     let parts: Vec<&str> = arn.split(':').collect();
@@ -792,6 +819,32 @@ struct ApiRetry {
     maximum_event_age_in_seconds: Option<i64>,
 }
 
+impl ApiTarget {
+    fn parts(self) -> TargetParts {
+        TargetParts {
+            id: self.id,
+            function: self.function,
+            bus: self.bus,
+            url: self.url,
+            workflow: self.workflow,
+            arn: self.arn,
+            input: self.input.map(json_text),
+            input_path: self.input_path,
+            transformer: self
+                .input_transformer
+                .map(|x| (x.input_paths_map, x.input_template)),
+            max_attempts: self
+                .retry_policy
+                .as_ref()
+                .and_then(|r| r.maximum_retry_attempts),
+            max_age_secs: self
+                .retry_policy
+                .as_ref()
+                .and_then(|r| r.maximum_event_age_in_seconds),
+        }
+    }
+}
+
 /// A JSON value as JSON text (a string is taken as JSON text already, as AWS's API sends it).
 fn json_text(v: Value) -> String {
     match v {
@@ -820,31 +873,7 @@ impl Rule {
                 )]));
             }
         };
-        let targets = raw
-            .targets
-            .into_iter()
-            .map(|t| TargetParts {
-                id: t.id,
-                function: t.function,
-                bus: t.bus,
-                url: t.url,
-                workflow: t.workflow,
-                arn: t.arn,
-                input: t.input.map(json_text),
-                input_path: t.input_path,
-                transformer: t
-                    .input_transformer
-                    .map(|x| (x.input_paths_map, x.input_template)),
-                max_attempts: t
-                    .retry_policy
-                    .as_ref()
-                    .and_then(|r| r.maximum_retry_attempts),
-                max_age_secs: t
-                    .retry_policy
-                    .as_ref()
-                    .and_then(|r| r.maximum_event_age_in_seconds),
-            })
-            .collect();
+        let targets = raw.targets.into_iter().map(ApiTarget::parts).collect();
         let keys = Keys {
             prefix: String::new(),
             name: "Name",
@@ -888,36 +917,7 @@ impl Rule {
 
     /// The rule in the API's JSON form (what [`Rule::from_api_json`] reads back).
     pub fn to_api_json(&self) -> Value {
-        let targets: Vec<Value> = self
-            .targets
-            .iter()
-            .map(|t| {
-                let mut v = json!({ "Id": t.id });
-                let (key, value) = match &t.kind {
-                    TargetKind::Function(f) => ("Function", f.to_string()),
-                    TargetKind::Bus(b) => ("Bus", b.to_string()),
-                    TargetKind::Http(u) => ("Url", u.clone()),
-                    TargetKind::Workflow(w) => ("Workflow", w.clone()),
-                };
-                v[key] = json!(value);
-                match &t.input {
-                    Input::Event => {}
-                    Input::Constant(c) => v["Input"] = json!(c),
-                    Input::Path(p) => v["InputPath"] = json!(p.text),
-                    Input::Transformer { paths, template } => {
-                        v["InputTransformer"] = json!({
-                            "InputPathsMap": paths.iter().map(|(k, p)| (k.clone(), json!(p.text))).collect::<serde_json::Map<_, _>>(),
-                            "InputTemplate": template,
-                        })
-                    }
-                }
-                v["RetryPolicy"] = json!({
-                    "MaximumRetryAttempts": t.retry.max_attempts,
-                    "MaximumEventAgeInSeconds": t.retry.max_age.as_secs(),
-                });
-                v
-            })
-            .collect();
+        let targets: Vec<Value> = self.targets.iter().map(Target::to_api_json).collect();
         let mut v = json!({
             "Name": self.name,
             "EventBusName": self.bus,
@@ -928,6 +928,61 @@ impl Rule {
         if let Some(d) = &self.description {
             v["Description"] = json!(d);
         }
+        v
+    }
+}
+
+impl Target {
+    /// One target in the control API's JSON form (an element of [`Rule::from_api_json`]'s
+    /// `Targets`), validated alone: EventBridge's PutTargets adds targets one by one.
+    pub fn from_api_json(value: Value) -> Result<Target, RuleError> {
+        let invalid = |problems| RuleError {
+            code: "ValidationException",
+            problems,
+        };
+        let raw: ApiTarget = serde_json::from_value(value)
+            .map_err(|e| invalid(vec![format!("malformed target: {e}")]))?;
+        let mut problems = Vec::new();
+        let target = validate_target(raw.parts(), 0, &mut |field, why| {
+            problems.push(if field.is_empty() {
+                why
+            } else {
+                format!("{field}: {why}")
+            })
+        });
+        match target {
+            Some(t) if problems.is_empty() => Ok(t),
+            _ => Err(invalid(problems)),
+        }
+    }
+
+    /// The target in the API's JSON form (what [`Target::from_api_json`] reads back): `Id`,
+    /// one of `Function`, `Bus`, `Url`, `Workflow`, then `Input`, `InputPath` or
+    /// `InputTransformer`, and `RetryPolicy`.
+    pub fn to_api_json(&self) -> Value {
+        let mut v = json!({ "Id": self.id });
+        let (key, value) = match &self.kind {
+            TargetKind::Function(f) => ("Function", f.to_string()),
+            TargetKind::Bus(b) => ("Bus", b.to_string()),
+            TargetKind::Http(u) => ("Url", u.clone()),
+            TargetKind::Workflow(w) => ("Workflow", w.clone()),
+        };
+        v[key] = json!(value);
+        match &self.input {
+            Input::Event => {}
+            Input::Constant(c) => v["Input"] = json!(c),
+            Input::Path(p) => v["InputPath"] = json!(p.text),
+            Input::Transformer { paths, template } => {
+                v["InputTransformer"] = json!({
+                    "InputPathsMap": paths.iter().map(|(k, p)| (k.clone(), json!(p.text))).collect::<serde_json::Map<_, _>>(),
+                    "InputTemplate": template,
+                })
+            }
+        }
+        v["RetryPolicy"] = json!({
+            "MaximumRetryAttempts": self.retry.max_attempts,
+            "MaximumEventAgeInSeconds": self.retry.max_age.as_secs(),
+        });
         v
     }
 }

@@ -286,6 +286,40 @@ fn api_rules_report_aws_codes() {
 }
 
 #[test]
+fn targets_validate_alone_and_their_arns_read_back() {
+    let t = Target::from_api_json(serde_json::json!({
+        "Id": "t1",
+        "Arn": "arn:aws:lambda:us-east-1:123456789012:function:inventory",
+        "InputPath": "$.detail",
+    }))
+    .unwrap();
+    assert_eq!(t.id, "t1");
+    assert_eq!(Target::from_api_json(t.to_api_json()).unwrap(), t);
+    let e =
+        Target::from_api_json(serde_json::json!({"Id": "t2", "Arn": "arn:aws:sqs:us-east-1:1:q"}))
+            .unwrap_err();
+    assert_eq!(e.code, "ValidationException");
+    assert!(e.to_string().starts_with("arn: "), "{e}");
+    let e = Target::from_api_json(serde_json::json!({"Id": "t3", "Kinesis": {}})).unwrap_err();
+    assert!(e.to_string().starts_with("malformed target"), "{e}");
+    // Every kind's ARN is read back as the same kind: an HTTP endpoint's is its URL.
+    for kind in [
+        TargetKind::Function(muon_types::FunctionName::new("inventory").unwrap()),
+        TargetKind::Bus(muon_types::BusName::new("audit").unwrap()),
+        TargetKind::Workflow("order".into()),
+        TargetKind::Http("https://example.com/hook?x=1".into()),
+    ] {
+        let arn = kind.arn("us-east-1", "123456789012");
+        let t = Target::from_api_json(serde_json::json!({"Id": "x", "Arn": arn})).unwrap();
+        assert_eq!(t.kind, kind, "{arn}");
+    }
+    assert_eq!(
+        TargetKind::Workflow("order".into()).arn("local", "000000000000"),
+        "arn:aws:states:local:000000000000:stateMachine:order"
+    );
+}
+
+#[test]
 fn schedules_parse_into_rules_of_their_own() {
     let app = check(&format!(
         r#"{HELLO}

@@ -32,8 +32,9 @@ pub fn router() -> Router<State> {
 
 /// EventBridge's own wire protocol (awsJson1.1: `POST /` with `X-Amz-Target: AWSEvents.<Op>`),
 /// so the AWS SDKs and CLI work against muon with an endpoint URL. PutEvents and
-/// TestEventPattern are served; other operations answer `UnknownOperationException`.
-/// `AWSStepFunctions.<Op>` targets go to the workflow API (`crate::flows`).
+/// TestEventPattern are served here, the rule and bus operations by `crate::eventbridge`
+/// (which answers `UnknownOperationException` for the rest). `AWSStepFunctions.<Op>` targets
+/// go to the workflow API (`crate::flows`).
 async fn aws(
     state: axum::extract::State<State>,
     headers: HeaderMap,
@@ -87,15 +88,7 @@ async fn aws(
                 Err(e) => return aws_error(StatusCode::BAD_REQUEST, e.aws_code(), e.to_string()),
             }
         }
-        other => {
-            return aws_error(
-                StatusCode::BAD_REQUEST,
-                "UnknownOperationException",
-                format!(
-                    "operation {other} is not served by muon yet (PutEvents and TestEventPattern are)"
-                ),
-            );
-        }
+        other => return crate::eventbridge::aws(&state, other, &body).await,
     };
     // Errors in AWS's shape: `{"__type", "message"}`.
     if !answer.status().is_success() {
@@ -130,6 +123,7 @@ fn bus_error(e: muon_bus::Error) -> Response {
     let status = match &e {
         muon_bus::Error::NoSuchBus(_) | muon_bus::Error::NoSuchRule(..) => StatusCode::NOT_FOUND,
         muon_bus::Error::ManifestRule(_) => StatusCode::CONFLICT,
+        muon_bus::Error::InvalidRule(..) => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     error(status, e.aws_code(), e.to_string())

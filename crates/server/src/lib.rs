@@ -7,6 +7,7 @@
 //! their invocations and logs from the invoker's in-memory journal.
 
 mod control;
+mod eventbridge;
 mod events;
 mod flows;
 mod gateway;
