@@ -305,15 +305,32 @@ fn dispatch_failed(invocation: &Invocation, e: DispatchError) -> Input {
     failed(invocation, &e.error, e.cause)
 }
 
-/// The headers a function gets with a task.
+/// The headers a function gets with a task. Names may hold any Unicode; header values hold
+/// visible ASCII, so other bytes (and `%`) are percent-encoded.
 pub fn task_headers(invocation: &Invocation, execution: &str) -> Vec<(&'static str, String)> {
     vec![
         ("content-type", "application/json".to_owned()),
-        ("x-muon-execution", execution.to_owned()),
-        ("x-muon-state", invocation.state_name.clone()),
+        ("x-muon-execution", header_value(execution)),
+        ("x-muon-state", header_value(&invocation.state_name)),
         ("x-muon-attempt", invocation.attempt.to_string()),
-        ("x-muon-idempotency-key", invocation.idempotency_key.clone()),
+        (
+            "x-muon-idempotency-key",
+            header_value(&invocation.idempotency_key),
+        ),
     ]
+}
+
+/// `text` as a header value: bytes outside printable ASCII, and `%`, percent-encoded.
+fn header_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The execution an invocation belongs to: its idempotency key starts with the ARN.
@@ -709,6 +726,15 @@ mod tests {
             "echo"
         );
         assert_eq!(function_name("123456789012:function:echo:$LATEST"), "echo");
+    }
+
+    #[test]
+    fn header_values_keep_to_printable_ascii() {
+        assert_eq!(
+            super::header_value("arn:aws:states:local:0:execution:m:Étape 1#2"),
+            "arn:aws:states:local:0:execution:m:%C3%89tape 1#2"
+        );
+        assert_eq!(super::header_value("50%\n"), "50%25%0A");
     }
 
     #[test]

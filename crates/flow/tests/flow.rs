@@ -372,6 +372,29 @@ fn header(call: &FunctionCall, name: &str) -> String {
 }
 
 #[tokio::test]
+async fn names_in_any_script_reach_functions_as_header_safe_text() {
+    let fake = Fake::default();
+    let flows = engine(Arc::new(muon_store::Memory::new()), fake.clone()).await;
+    let d = tokio::time::timeout(
+        Duration::from_secs(20),
+        flows.start_sync(StartRequest {
+            machine: "doubler".into(),
+            name: Some("commande-é".into()),
+            input: Some(r#"{"n":1}"#.into()),
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(d.status, "SUCCEEDED", "{d:?}");
+    let call = &fake.calls_to("double")[0];
+    assert!(
+        header(call, "x-muon-execution").ends_with(":doubler:commande-%C3%A9"),
+        "{call:?}"
+    );
+}
+
+#[tokio::test]
 async fn retries_catches_and_failures() {
     let fake = Fake::default();
     let flows = engine(Arc::new(muon_store::Memory::new()), fake.clone()).await;
