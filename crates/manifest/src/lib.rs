@@ -9,6 +9,7 @@
 //!
 //! This crate never touches the network and never starts functions; it only describes them.
 
+pub mod archive;
 pub mod build;
 mod outbound;
 mod route;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use muon_types::{BusName, FunctionName, parse_duration};
 use serde::Deserialize;
 
+pub use archive::{Archive, ArchiveError};
 pub use outbound::{AllowedHost, OutboundPolicy};
 pub use route::Route;
 pub use rule::{Input, JsonPath, RetryPolicy, Rule, Schedule, Target, TargetKind};
@@ -105,6 +107,8 @@ pub struct App {
     pub buses: Vec<BusName>,
     pub rules: Vec<Rule>,
     pub schedules: Vec<Schedule>,
+    /// The `[[archive]]` tables: named views of a bus's stored events.
+    pub archives: Vec<Archive>,
     /// The `[[workflow]]` tables, their definitions read and validated.
     pub workflows: Vec<Workflow>,
 }
@@ -192,6 +196,8 @@ struct RawManifest {
     schedules: Vec<rule::RawSchedule>,
     #[serde(default, rename = "workflow")]
     workflows: Vec<workflow::RawWorkflow>,
+    #[serde(default, rename = "archive")]
+    archives: Vec<archive::RawArchive>,
 }
 
 #[derive(Deserialize)]
@@ -570,6 +576,28 @@ pub fn parse(text: &str, file: &Path, root: &Path) -> Result<App> {
         }
         schedules.push(schedule);
     }
+    let mut archives: Vec<Archive> = Vec::new();
+    for (i, raw) in raw.archives.into_iter().enumerate() {
+        let Some(archive) = raw.validate(i, &mut problem) else {
+            continue;
+        };
+        if !buses.contains(&archive.bus) {
+            problem(
+                format!("archive[{i}].bus"),
+                format!(
+                    "bus `{}` is not defined: add a `[[bus]]` table with `name = \"{}\"`",
+                    archive.bus, archive.bus
+                ),
+            );
+        }
+        if archives.iter().any(|a| a.name == archive.name) {
+            problem(
+                format!("archive[{i}].name"),
+                format!("an archive named `{}` is already defined", archive.name),
+            );
+        }
+        archives.push(archive);
+    }
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
@@ -581,6 +609,7 @@ pub fn parse(text: &str, file: &Path, root: &Path) -> Result<App> {
         buses,
         rules,
         schedules,
+        archives,
         workflows,
     })
 }

@@ -574,7 +574,7 @@ struct RawRetry {
 }
 
 /// A TOML value as JSON text (a string is taken as JSON text already).
-fn toml_to_json(value: toml::Value) -> Result<String, String> {
+pub(crate) fn toml_to_json(value: toml::Value) -> Result<String, String> {
     match value {
         toml::Value::String(s) => Ok(s),
         other => serde_json::to_string(&other).map_err(|e| e.to_string()),

@@ -651,3 +651,148 @@ fn targets_must_name_a_declared_workflow() {
     }
     assert!(!e.contains("rule[0].targets[0]"), "{e}");
 }
+
+#[test]
+fn archives_parse_with_a_table_or_json_pattern() {
+    let app = check(&format!(
+        r#"{HELLO}
+        [[bus]]
+        name = "audit"
+
+        [[archive]]
+        name = "orders"
+        pattern = {{ source = ["shop.orders"] }}
+        retention = "30d"
+        description = "every order"
+
+        [[archive]]
+        name = "audit.all-1"
+        bus = "audit"
+        pattern = '{{"detail": {{"total": [{{"numeric": [">", 100]}}]}}}}'
+
+        [[archive]]
+        name = "everything"
+        "#
+    ))
+    .unwrap();
+    assert_eq!(app.archives.len(), 3);
+    let a = &app.archives[0];
+    assert_eq!(a.name.as_str(), "orders");
+    assert_eq!(a.bus.as_str(), "default");
+    assert_eq!(a.pattern.as_deref(), Some(r#"{"source":["shop.orders"]}"#));
+    assert_eq!(a.retention, Some(Duration::from_secs(30 * 86_400)));
+    assert_eq!(a.retention_days(), 30);
+    assert_eq!(
+        a.arn("us-east-1", "1"),
+        "arn:aws:events:us-east-1:1:archive/orders"
+    );
+    assert_eq!(app.archives[1].bus.as_str(), "audit");
+    assert!(
+        app.archives[1]
+            .pattern
+            .as_deref()
+            .unwrap()
+            .contains("numeric")
+    );
+    assert_eq!(app.archives[2].pattern, None);
+    assert_eq!(app.archives[2].retention_days(), 0);
+    // The API form reads back to the same archive.
+    let again = Archive::from_api_json(&a.to_api_json().to_string()).unwrap();
+    assert_eq!(&again, a);
+}
+
+#[test]
+fn bad_archives_name_every_problem() {
+    let e = errors(&format!(
+        r#"{HELLO}
+        [[archive]]
+        name = "bad name"
+        pattern = {{ source = "shop" }}
+
+        [[archive]]
+        name = "orders"
+        bus = "nowhere"
+        retention = "forever"
+
+        [[archive]]
+        name = "orders"
+        colour = "red"
+
+        [[archive]]
+        name = "ok"
+        "#
+    ));
+    assert!(e.contains("unknown field `colour`"), "{e}");
+    let e = errors(&format!(
+        r#"{HELLO}
+        [[archive]]
+        name = "bad name"
+        pattern = {{ source = "shop" }}
+
+        [[archive]]
+        name = "orders"
+        bus = "nowhere"
+
+        [[archive]]
+        name = "orders"
+        retention = "forever"
+
+        [[archive]]
+        name = "{long}"
+        "#,
+        long = "x".repeat(49)
+    ));
+    for needle in [
+        "archive[0].name`: archive name \"bad name\" is invalid",
+        "archive[0].pattern`: Event pattern is not valid. Reason: \"source\" must be an object or an array",
+        "archive[1].bus`: bus `nowhere` is not defined",
+        "archive[2].retention`: duration \"forever\" is invalid",
+        "archive[3].name`: archive name",
+    ] {
+        assert!(e.contains(needle), "{needle:?} not in:\n{e}");
+    }
+    let e = errors(&format!(
+        r#"{HELLO}
+        [[archive]]
+        name = "orders"
+
+        [[archive]]
+        name = "orders"
+        "#
+    ));
+    assert!(
+        e.contains("archive[1].name`: an archive named `orders` is already defined"),
+        "{e}"
+    );
+}
+
+#[test]
+fn api_archives_read_bus_arns_and_report_aws_codes() {
+    let a = Archive::from_api_json(
+        r#"{"ArchiveName":"a","EventSourceArn":"arn:aws:events:eu-west-1:123:event-bus/orders","EventPattern":{"source":["x"]},"RetentionDays":7,"Description":"d"}"#,
+    )
+    .unwrap();
+    assert_eq!(a.bus.as_str(), "orders");
+    assert_eq!(a.retention, Some(Duration::from_secs(7 * 86_400)));
+    let a = Archive::from_api_json(
+        r#"{"ArchiveName":"a","EventSourceArn":"default","RetentionDays":0}"#,
+    )
+    .unwrap();
+    assert_eq!((a.retention, a.pattern), (None, None));
+    let e = Archive::from_api_json(
+        r#"{"ArchiveName":"a","EventSourceArn":"default","EventPattern":"{\"a\":1}"}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e.code, "InvalidEventPatternException");
+    let e = Archive::from_api_json(
+        r#"{"ArchiveName":"a","EventSourceArn":"arn:aws:events:r:1:rule/x","RetentionDays":-1}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e.code, "ValidationException");
+    assert!(e.to_string().contains("not an event bus ARN"), "{e}");
+    assert!(e.to_string().contains("RetentionDays: -1"), "{e}");
+    let e = Archive::from_api_json(r#"{"ArchiveName":"a"}"#).unwrap_err();
+    assert!(e.to_string().contains("EventSourceArn: missing"), "{e}");
+    let e = Archive::from_api_json("{not json").unwrap_err();
+    assert!(e.to_string().starts_with("malformed archive"), "{e}");
+}

@@ -29,6 +29,10 @@ pub enum Error {
     #[error("rule name {0:?} is invalid: use 1-64 characters from a-z, A-Z, 0-9, '.', '-' and '_'")]
     RuleName(String),
     #[error(
+        "archive name {0:?} is invalid: use 1-48 characters from a-z, A-Z, 0-9, '.', '-' and '_'"
+    )]
+    ArchiveName(String),
+    #[error(
         "duration {0:?} is invalid: write a number with a unit, e.g. \"500ms\", \"30s\", \"5m\""
     )]
     Duration(String),
@@ -186,6 +190,14 @@ name_type!(
     RuleName,
     RuleName,
     |n| (1..=64).contains(&n.len())
+        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+);
+
+name_type!(
+    /// An event archive's name, as EventBridge allows it: `[.\-_A-Za-z0-9]{1,48}`.
+    ArchiveName,
+    ArchiveName,
+    |n| (1..=48).contains(&n.len())
         && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 );
 
@@ -406,6 +418,8 @@ mod tests {
         assert!(BusName::new("").is_err() && BusName::new("a b").is_err());
         assert!(RuleName::new("order.placed-1").is_ok());
         assert!(RuleName::new("a/b").is_err() && RuleName::new("x".repeat(65)).is_err());
+        assert!(ArchiveName::new("orders.2024-x_1").is_ok());
+        assert!(ArchiveName::new("a/b").is_err() && ArchiveName::new("x".repeat(49)).is_err());
     }
 
     #[test]
