@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex};
 
 use futures::channel::oneshot;
 use muon_store::{
-    BoxFuture, Delivery, DeliveryStatus, Error, EventQuery, EventRecord, ExecutionQuery,
-    ExecutionRecord, HistoryRecord, Op, Result, RuleRecord, StateMachineRecord, StepRecord, Store,
-    Transaction,
+    ArchiveRecord, BoxFuture, Delivery, DeliveryStatus, Error, EventQuery, EventRecord,
+    ExecutionQuery, ExecutionRecord, HistoryRecord, Op, Result, RuleRecord, StateMachineRecord,
+    StepRecord, Store, Transaction,
 };
-use muon_types::{BusName, DeliveryId, EventId, RuleName};
+use muon_types::{ArchiveName, BusName, DeliveryId, EventId, RuleName};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// The most transactions one group commit takes.
@@ -63,6 +63,10 @@ CREATE TABLE IF NOT EXISTS rules (
     name TEXT NOT NULL,
     json TEXT NOT NULL,
     PRIMARY KEY (bus, name)
+);
+CREATE TABLE IF NOT EXISTS archives (
+    name TEXT PRIMARY KEY,
+    json TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS state_machines (
     name TEXT PRIMARY KEY,
@@ -316,6 +320,17 @@ fn apply<'c>(conn: &'c Connection, hot: &mut Hot<'c>, op: &Op) -> rusqlite::Resu
         Op::DeleteRule { bus, name } => {
             conn.prepare_cached("DELETE FROM rules WHERE bus = ?1 AND name = ?2")?
                 .execute(params![bus.as_str(), name.as_str()])?;
+        }
+        Op::PutArchive(a) => {
+            conn.prepare_cached(
+                "INSERT INTO archives (name, json) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET json = ?2",
+            )?
+            .execute(params![a.name.as_str(), a.json])?;
+        }
+        Op::DeleteArchive { name } => {
+            conn.prepare_cached("DELETE FROM archives WHERE name = ?1")?
+                .execute(params![name.as_str()])?;
         }
         Op::Prune { before_ms } => {
             conn.prepare_cached(
@@ -581,6 +596,20 @@ impl Store for Sqlite {
                     bus: column::<BusName>(row, 0)?,
                     name: column::<RuleName>(row, 1)?,
                     json: row.get(2)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn archives(&self) -> BoxFuture<'_, Result<Vec<ArchiveRecord>>> {
+        self.read(|conn| {
+            let mut statement =
+                conn.prepare_cached("SELECT name, json FROM archives ORDER BY name")?;
+            let rows = statement.query_map([], |row| {
+                Ok(ArchiveRecord {
+                    name: column::<ArchiveName>(row, 0)?,
+                    json: row.get(1)?,
                 })
             })?;
             rows.collect()

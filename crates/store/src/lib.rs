@@ -21,7 +21,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use memory::Memory;
-use muon_types::{BusName, DeliveryId, EventId, RuleName};
+use muon_types::{ArchiveName, BusName, DeliveryId, EventId, RuleName};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -119,6 +119,14 @@ pub struct RuleRecord {
     pub json: String,
 }
 
+/// An archive created through the API (manifest archives are not stored), as JSON text the bus
+/// owns. An archive is a view over the stored events: it holds no events of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveRecord {
+    pub name: ArchiveName,
+    pub json: String,
+}
+
 /// A state machine created through the API (manifest workflows are not stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateMachineRecord {
@@ -203,6 +211,11 @@ pub enum Op {
         bus: BusName,
         name: RuleName,
     },
+    /// Create or replace an API archive.
+    PutArchive(ArchiveRecord),
+    DeleteArchive {
+        name: ArchiveName,
+    },
     /// Retention: forget the events ingested before `before_ms` that have no pending or
     /// dead-lettered delivery, with their deliveries.
     Prune {
@@ -279,6 +292,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every delivery of one event.
     fn deliveries_of(&self, event: EventId) -> BoxFuture<'_, Result<Vec<Delivery>>>;
     fn rules(&self) -> BoxFuture<'_, Result<Vec<RuleRecord>>>;
+    /// The API archives, by name.
+    fn archives(&self) -> BoxFuture<'_, Result<Vec<ArchiveRecord>>>;
     fn state_machines(&self) -> BoxFuture<'_, Result<Vec<StateMachineRecord>>>;
     fn execution(&self, arn: &str) -> BoxFuture<'_, Result<Option<ExecutionRecord>>>;
     fn executions(&self, query: ExecutionQuery) -> BoxFuture<'_, Result<Vec<ExecutionRecord>>>;

@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use muon_types::{BusName, DeliveryId, EventId, RuleName};
+use muon_types::{ArchiveName, BusName, DeliveryId, EventId, RuleName};
 
 use crate::{
-    BoxFuture, Delivery, DeliveryStatus, Error, EventQuery, EventRecord, ExecutionQuery,
-    ExecutionRecord, HistoryRecord, Op, Result, RuleRecord, StateMachineRecord, StepRecord, Store,
-    Transaction,
+    ArchiveRecord, BoxFuture, Delivery, DeliveryStatus, Error, EventQuery, EventRecord,
+    ExecutionQuery, ExecutionRecord, HistoryRecord, Op, Result, RuleRecord, StateMachineRecord,
+    StepRecord, Store, Transaction,
 };
 
 /// A store that keeps everything in memory (lost on exit): for tests and as the model.
@@ -24,6 +24,7 @@ struct State {
     /// Delivery ID -> (commit sequence of its creation, delivery).
     deliveries: BTreeMap<DeliveryId, (u64, Delivery)>,
     rules: BTreeMap<(BusName, RuleName), RuleRecord>,
+    archives: BTreeMap<ArchiveName, ArchiveRecord>,
     next_seq: u64,
     machines: BTreeMap<String, StateMachineRecord>,
     /// Executions in the order they started.
@@ -112,6 +113,12 @@ impl Store for Memory {
                 }
                 Op::DeleteRule { bus, name } => {
                     state.rules.remove(&(bus, name));
+                }
+                Op::PutArchive(a) => {
+                    state.archives.insert(a.name.clone(), a);
+                }
+                Op::DeleteArchive { name } => {
+                    state.archives.remove(&name);
                 }
                 Op::Prune { before_ms } => {
                     let kept: std::collections::HashSet<EventId> = state
@@ -228,6 +235,10 @@ impl Store for Memory {
 
     fn rules(&self) -> BoxFuture<'_, Result<Vec<RuleRecord>>> {
         ready(Ok(self.state().rules.values().cloned().collect()))
+    }
+
+    fn archives(&self) -> BoxFuture<'_, Result<Vec<ArchiveRecord>>> {
+        ready(Ok(self.state().archives.values().cloned().collect()))
     }
 
     fn state_machines(&self) -> BoxFuture<'_, Result<Vec<StateMachineRecord>>> {

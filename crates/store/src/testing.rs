@@ -1,10 +1,10 @@
 //! The trait tests every backend runs: random sequences of transactions, committed to the
 //! backend and to [`Memory`], must read back the same.
 
-use muon_types::{BusName, DeliveryId, EventId, RuleName};
+use muon_types::{ArchiveName, BusName, DeliveryId, EventId, RuleName};
 
 use crate::{
-    Delivery, DeliveryStatus, EventQuery, EventRecord, ExecutionEnd, ExecutionQuery,
+    ArchiveRecord, Delivery, DeliveryStatus, EventQuery, EventRecord, ExecutionEnd, ExecutionQuery,
     ExecutionRecord, HistoryRecord, Memory, Op, RuleRecord, StateMachineRecord, StepRecord, Store,
     Transaction,
 };
@@ -45,7 +45,7 @@ pub async fn agrees_with_model(store: &dyn Store, seed: u64, rounds: usize) {
     for round in 0..rounds {
         let mut tx = Transaction::new();
         for _ in 0..=rng.below(4) {
-            match rng.below(11) {
+            match rng.below(12) {
                 7 => {
                     let name = machines[rng.below(2) as usize].to_string();
                     if rng.below(4) == 0 {
@@ -189,6 +189,18 @@ pub async fn agrees_with_model(store: &dyn Store, seed: u64, rounds: usize) {
                     }
                     tx.push(Op::PutDelivery(d.clone()));
                 }
+                11 => {
+                    let name = ArchiveName::new(["orders", "audit"][rng.below(2) as usize])
+                        .expect("a valid archive name");
+                    if rng.below(3) == 0 {
+                        tx.push(Op::DeleteArchive { name });
+                    } else {
+                        tx.push(Op::PutArchive(ArchiveRecord {
+                            name,
+                            json: format!("{{\"v\":{}}}", rng.next()),
+                        }));
+                    }
+                }
                 4 => {
                     tx.push(Op::PutRule(RuleRecord {
                         bus: buses[rng.below(2) as usize].clone(),
@@ -243,6 +255,12 @@ pub async fn agrees_with_model(store: &dyn Store, seed: u64, rounds: usize) {
         rules_a.sort_by(|x, y| (&x.bus, &x.name).cmp(&(&y.bus, &y.name)));
         rules_b.sort_by(|x, y| (&x.bus, &x.name).cmp(&(&y.bus, &y.name)));
         assert_eq!(rules_a, rules_b, "{}", context("rules"));
+        assert_eq!(
+            store.archives().await.unwrap(),
+            model.archives().await.unwrap(),
+            "{}",
+            context("archives")
+        );
         let query = EventQuery {
             bus: (rng.below(2) == 0).then(|| buses[rng.below(2) as usize].clone()),
             from_ms: (rng.below(2) == 0).then(|| 1_000 + rng.below(round as u64 * 10 + 1) as i64),
