@@ -354,7 +354,8 @@ impl Bus {
 impl Bus {
     /// Replay: put the events `bus` accepted in `[from_ms, to_ms)` through its rules (or only
     /// `rules`) again. Each replayed event is a new event carrying `replay-name`; events that
-    /// were themselves replays are skipped. Returns how many events were replayed.
+    /// were themselves replays are skipped. Returns how many events were replayed. The replay
+    /// is remembered for [`Bus::replays`]; a name already used is refused.
     pub async fn replay(
         &self,
         name: &str,
@@ -363,9 +364,31 @@ impl Bus {
         to_ms: i64,
         rules: Option<Vec<muon_types::RuleName>>,
     ) -> Result<usize, crate::Error> {
-        if !self.inner.config.buses.contains(bus) {
-            return Err(crate::Error::NoSuchBus(bus.clone()));
-        }
+        let info = self
+            .run_replay(
+                name,
+                crate::ReplaySource::Bus(bus.clone()),
+                bus,
+                from_ms,
+                to_ms,
+                rules,
+                None,
+            )
+            .await?;
+        Ok(info.events)
+    }
+
+    /// Put the events of `bus` in `[from_ms, to_ms)` that `filter` keeps through its rules (or
+    /// only `rules`) again. Returns how many were replayed, and the ingestion time of the last.
+    pub(crate) async fn replay_events(
+        &self,
+        name: &str,
+        bus: &BusName,
+        from_ms: i64,
+        to_ms: i64,
+        rules: Option<&[muon_types::RuleName]>,
+        filter: Option<&crate::archives::Filter>,
+    ) -> Result<(usize, Option<i64>), crate::Error> {
         let events = self
             .inner
             .store
@@ -378,10 +401,14 @@ impl Bus {
             })
             .await?;
         let mut count = 0;
+        let mut last = None;
         for chunk in events.chunks(100) {
             let now = now_ms();
             let mut batch = Vec::with_capacity(chunk.len());
-            for original in chunk.iter().filter(|e| e.replay.is_none()) {
+            let kept = chunk
+                .iter()
+                .filter(|e| e.replay.is_none() && filter.is_none_or(|f| f.holds(e)));
+            for original in kept {
                 let mut de = serde_json::Deserializer::from_str(&original.json);
                 de.disable_recursion_limit();
                 let Ok(mut envelope) =
@@ -408,11 +435,12 @@ impl Bus {
                     },
                     parsed,
                 });
+                last = Some(original.ingested_ms);
             }
             count += batch.len();
-            self.commit(batch, now, rules.as_deref()).await?;
+            self.commit(batch, now, rules).await?;
         }
-        Ok(count)
+        Ok((count, last))
     }
 }
 

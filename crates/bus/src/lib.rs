@@ -16,6 +16,7 @@
 //! It must never answer a put before the store committed it, and never drop a pending delivery
 //! without recording why.
 
+mod archives;
 mod deliver;
 mod ingest;
 mod input;
@@ -26,11 +27,12 @@ mod trace;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use archives::{ArchiveInfo, MAX_REPLAYS, ReplayInfo, ReplaySource, ReplayState, Write};
 pub use ingest::{EntryResult, MAX_ENTRIES, MAX_REQUEST_BYTES, PutEntry, PutError};
 use muon_manifest::{Rule, TargetKind};
 use muon_store::{BoxFuture, Store};
 pub use muon_store::{Delivery, DeliveryStatus, EventRecord};
-use muon_types::{BusName, DeliveryId, EventId, RuleName};
+use muon_types::{ArchiveName, BusName, DeliveryId, EventId, RuleName};
 pub use rules::{Edit, Origin, RuleInfo};
 use tokio::sync::{broadcast, mpsc};
 pub use trace::{TraceContext, TraceNode};
@@ -44,6 +46,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// Schedules from the manifest: each puts an event on its bus when it fires.
     pub schedules: Vec<muon_manifest::Schedule>,
+    /// Archives from the manifest (API archives are loaded from the store).
+    pub archives: Vec<muon_manifest::Archive>,
     /// The `account` and `region` fields of events.
     pub account: String,
     pub region: String,
@@ -64,6 +68,7 @@ impl Default for Config {
             buses: vec![BusName::default_bus()],
             rules: Vec::new(),
             schedules: Vec::new(),
+            archives: Vec::new(),
             account: "000000000000".into(),
             region: "local".into(),
             retry_base: Duration::from_secs(1),
@@ -118,16 +123,34 @@ pub enum Error {
     /// An edit left a rule that would not read back (too many targets, a repeated target ID).
     #[error("rule {0} is not valid: {1}")]
     InvalidRule(RuleName, String),
+    #[error("Archive {0} does not exist.")]
+    NoSuchArchive(ArchiveName),
+    #[error("Archive {0} already exists.")]
+    ArchiveExists(ArchiveName),
+    #[error("Archive {0} is defined in muon.toml: change it there.")]
+    ManifestArchive(ArchiveName),
+    #[error("stored archive {0} cannot be read: {1}")]
+    BadStoredArchive(ArchiveName, String),
+    #[error("Replay {0} does not exist.")]
+    NoSuchReplay(String),
+    #[error("Replay {0} already exists.")]
+    ReplayExists(String),
 }
 
 impl Error {
     /// The AWS error name this error is reported with.
     pub fn aws_code(&self) -> &'static str {
         match self {
-            Error::Store(_) | Error::BadStoredRule(..) => "InternalException",
-            Error::NoSuchBus(_) | Error::NoSuchRule(..) => "ResourceNotFoundException",
+            Error::Store(_) | Error::BadStoredRule(..) | Error::BadStoredArchive(..) => {
+                "InternalException"
+            }
+            Error::NoSuchBus(_)
+            | Error::NoSuchRule(..)
+            | Error::NoSuchArchive(_)
+            | Error::NoSuchReplay(_) => "ResourceNotFoundException",
             Error::ManifestRule(_) => "ManagedRuleException",
-            Error::InvalidRule(..) => "ValidationException",
+            Error::InvalidRule(..) | Error::ManifestArchive(_) => "ValidationException",
+            Error::ArchiveExists(_) | Error::ReplayExists(_) => "ResourceAlreadyExistsException",
         }
     }
 }
@@ -147,6 +170,11 @@ struct Inner {
     rules: std::sync::RwLock<rules::Table>,
     /// Held while an API rule is read, changed and written ([`Bus::edit_rule`]).
     rule_edits: tokio::sync::Mutex<()>,
+    archives: std::sync::RwLock<std::collections::BTreeMap<ArchiveName, ArchiveInfo>>,
+    /// Held while an API archive is read, changed and written.
+    archive_edits: tokio::sync::Mutex<()>,
+    /// The last [`MAX_REPLAYS`] replays.
+    replays: std::sync::Mutex<archives::Replays>,
     schedule: mpsc::UnboundedSender<deliver::Job>,
     /// Delivery outcomes to record, batched by [`deliver::record`].
     outcomes: mpsc::UnboundedSender<Delivery>,
@@ -183,6 +211,7 @@ impl Bus {
                 );
             }
         }
+        let archives = archives::load(&config.archives, &config.buses, store.as_ref()).await?;
         let (schedule, jobs) = mpsc::unbounded_channel();
         let (outcomes, to_record) = mpsc::unbounded_channel();
         tokio::spawn(deliver::record(store.clone(), to_record));
@@ -194,6 +223,9 @@ impl Bus {
                 dispatch,
                 rules: std::sync::RwLock::new(table),
                 rule_edits: tokio::sync::Mutex::new(()),
+                archives: std::sync::RwLock::new(archives),
+                archive_edits: tokio::sync::Mutex::new(()),
+                replays: Default::default(),
                 schedule,
                 outcomes,
                 tail,

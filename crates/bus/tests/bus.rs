@@ -730,3 +730,146 @@ async fn retention_forgets_settled_events_only() {
     assert!(bus.event(settled).await.unwrap().is_none());
     assert!(store.deliveries_of(settled).await.unwrap().is_empty());
 }
+
+fn archive(json: &str) -> muon_manifest::Archive {
+    muon_manifest::Archive::from_api_json(json).unwrap()
+}
+
+#[tokio::test]
+async fn an_archive_replays_only_the_events_its_pattern_holds() {
+    let store = Arc::new(Memory::new());
+    let recorder = Recorder::default();
+    let all = rule(
+        r#"{"Name":"all","EventPattern":{"source":["shop"]},"Targets":[{"Url":"http://127.0.0.1:9/x"}]}"#,
+    );
+    let mut config = config(vec![all]);
+    config.archives = vec![archive(
+        r#"{"ArchiveName":"big","EventSourceArn":"default","EventPattern":{"detail":{"total":[{"numeric":[">",100]}]}}}"#,
+    )];
+    let bus = Bus::start(config, store.clone(), Arc::new(recorder.clone()))
+        .await
+        .unwrap();
+    accepted(
+        &bus,
+        vec![
+            entry(r#"{"total":500}"#),
+            entry(r#"{"total":5}"#),
+            entry(r#"{"total":101}"#),
+        ],
+    )
+    .await;
+    eventually("first deliveries", async || {
+        recorder.got.lock().unwrap().len() == 3
+    })
+    .await;
+    let big = muon_types::ArchiveName::new("big").unwrap();
+    assert_eq!(bus.archive_stats(&big).await.unwrap().0, 2);
+    let info = bus
+        .replay_archive("from-big", &big, 0, i64::MAX, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (info.events, info.state),
+        (2, muon_bus::ReplayState::Completed)
+    );
+    assert_eq!(info.bus, BusName::default_bus());
+    eventually("replayed", async || recorder.got.lock().unwrap().len() == 5).await;
+    for (_, m) in &recorder.got.lock().unwrap()[3..] {
+        let event: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+        assert_eq!(event["replay-name"], "from-big");
+        assert!(event["detail"]["total"].as_i64().unwrap() > 100, "{event}");
+    }
+    // Replayed events are not in the archive, and a replay's name is used once.
+    assert_eq!(bus.archive_stats(&big).await.unwrap().0, 2);
+    let again = bus
+        .replay_archive("from-big", &big, 0, i64::MAX, None)
+        .await;
+    assert!(matches!(again, Err(Error::ReplayExists(_))), "{again:?}");
+    assert_eq!(
+        again.unwrap_err().aws_code(),
+        "ResourceAlreadyExistsException"
+    );
+    assert_eq!(bus.replays().len(), 1);
+    assert_eq!(bus.replay_info("from-big").unwrap().events, 2);
+    // The bus form is remembered too.
+    assert_eq!(
+        bus.replay("whole-bus", &BusName::default_bus(), 0, i64::MAX, None)
+            .await
+            .unwrap(),
+        3
+    );
+    assert!(matches!(
+        bus.replay_info("whole-bus").unwrap().source,
+        muon_bus::ReplaySource::Bus(_)
+    ));
+    let missing = muon_types::ArchiveName::new("nope").unwrap();
+    assert!(matches!(
+        bus.replay_archive("x", &missing, 0, 1, None).await,
+        Err(Error::NoSuchArchive(_))
+    ));
+}
+
+#[tokio::test]
+async fn api_archives_are_stored_and_manifest_ones_are_read_only() {
+    use muon_bus::Write;
+    let store = Arc::new(Memory::new());
+    let mut config = config(Vec::new());
+    config.archives = vec![archive(
+        r#"{"ArchiveName":"fixed","EventSourceArn":"default"}"#,
+    )];
+    let bus = Bus::start(config.clone(), store.clone(), Arc::new(Recorder::default()))
+        .await
+        .unwrap();
+    let audit = archive(
+        r#"{"ArchiveName":"audit","EventSourceArn":"arn:aws:events:local:0:event-bus/audit","RetentionDays":3}"#,
+    );
+    bus.put_archive(audit.clone(), Write::Create).await.unwrap();
+    assert!(matches!(
+        bus.put_archive(audit.clone(), Write::Create).await,
+        Err(Error::ArchiveExists(_))
+    ));
+    let fixed = archive(r#"{"ArchiveName":"fixed","EventSourceArn":"default"}"#);
+    assert!(matches!(
+        bus.put_archive(fixed.clone(), Write::Put).await,
+        Err(Error::ManifestArchive(_))
+    ));
+    assert!(matches!(
+        bus.delete_archive(&fixed.name).await,
+        Err(Error::ManifestArchive(_))
+    ));
+    let ghost = archive(r#"{"ArchiveName":"ghost","EventSourceArn":"default"}"#);
+    assert!(matches!(
+        bus.put_archive(ghost, Write::Update).await,
+        Err(Error::NoSuchArchive(_))
+    ));
+    let elsewhere = archive(r#"{"ArchiveName":"x","EventSourceArn":"nowhere"}"#);
+    assert!(matches!(
+        bus.put_archive(elsewhere, Write::Put).await,
+        Err(Error::NoSuchBus(_))
+    ));
+    assert_eq!(store.archives().await.unwrap().len(), 1);
+    drop(bus);
+    // A new bus on the same store has it back.
+    let bus = Bus::start(config, store.clone(), Arc::new(Recorder::default()))
+        .await
+        .unwrap();
+    let names: Vec<(String, Origin)> = bus
+        .archives()
+        .iter()
+        .map(|a| (a.archive.name.to_string(), a.origin))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("audit".into(), Origin::Api),
+            ("fixed".into(), Origin::Manifest)
+        ]
+    );
+    assert_eq!(*bus.archive(&audit.name).unwrap().archive, audit);
+    bus.delete_archive(&audit.name).await.unwrap();
+    assert!(store.archives().await.unwrap().is_empty());
+    assert!(matches!(
+        bus.delete_archive(&audit.name).await,
+        Err(Error::NoSuchArchive(_))
+    ));
+}
