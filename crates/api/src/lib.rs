@@ -213,11 +213,55 @@ pub struct Replay {
     pub name: String,
     #[serde(default = "default_bus")]
     pub bus: String,
+    /// Replay this archive's events (to its bus) instead of all of `bus`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
     pub from_ms: i64,
     pub to_ms: i64,
     /// Only these rules (all when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<Vec<String>>,
+}
+
+/// One archive in `GET /v1/archives`: its EventBridge JSON, where it came from, and what it
+/// holds now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Archive {
+    /// `manifest` or `api`.
+    pub origin: String,
+    /// `{"ArchiveName", "EventSourceArn", "EventPattern", "RetentionDays", "Description"}`.
+    pub archive: serde_json::Value,
+    pub events: usize,
+    pub size_bytes: usize,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArchiveList {
+    pub archives: Vec<Archive>,
+}
+
+/// One remembered replay in `GET /v1/replays`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplayRecord {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
+    pub bus: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// `COMPLETED` or `FAILED`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub events: usize,
+    pub started_ms: i64,
+    pub ended_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplayList {
+    pub replays: Vec<ReplayRecord>,
 }
 
 fn default_bus() -> String {

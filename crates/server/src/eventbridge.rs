@@ -2,7 +2,9 @@
 //! `X-Amz-Target: AWSEvents.<Operation>`), so that the AWS SDKs and CLI manage muon's rules as
 //! they manage EventBridge's: PutRule, PutTargets, RemoveTargets, DeleteRule, DescribeRule,
 //! ListRules, ListTargetsByRule, ListRuleNamesByTarget, EnableRule, DisableRule,
-//! ListEventBuses and DescribeEventBus. (PutEvents and TestEventPattern are in `events.rs`,
+//! ListEventBuses and DescribeEventBus; archives and replays: CreateArchive, DescribeArchive,
+//! ListArchives, UpdateArchive, DeleteArchive, StartReplay, DescribeReplay and ListReplays
+//! (a replay runs to its end before StartReplay answers, and is remembered in memory). (PutEvents and TestEventPattern are in `events.rs`,
 //! which dispatches the other `AWSEvents.*` operations here.)
 //!
 //! Requests and answers have AWS's shapes (`muon_api::eventbridge`), errors AWS's names in
@@ -42,6 +44,14 @@ pub(crate) const OPERATIONS: &[&str] = &[
     "DisableRule",
     "ListEventBuses",
     "DescribeEventBus",
+    "CreateArchive",
+    "DescribeArchive",
+    "ListArchives",
+    "UpdateArchive",
+    "DeleteArchive",
+    "StartReplay",
+    "DescribeReplay",
+    "ListReplays",
 ];
 
 /// The most targets one PutTargets request adds, and entries one list answer holds (AWS's).
@@ -533,6 +543,10 @@ async fn operation(state: &State, bus: &Bus, op: &str, body: &[u8]) -> Result<Va
                 name: name.to_string(),
             })
         }
+        "CreateArchive" | "DescribeArchive" | "ListArchives" | "UpdateArchive"
+        | "DeleteArchive" | "StartReplay" | "DescribeReplay" | "ListReplays" => {
+            archive_operation(bus, op, body).await
+        }
         other => Err(failure(
             "UnknownOperationException",
             format!(
@@ -540,5 +554,316 @@ async fn operation(state: &State, bus: &Bus, op: &str, body: &[u8]) -> Result<Va
                 OPERATIONS.join(", ")
             ),
         )),
+    }
+}
+
+// ---- archives and replays ----
+
+/// Epoch seconds, as the AWS protocol sends timestamps.
+fn seconds(ms: i64) -> Value {
+    json!(ms as f64 / 1000.0)
+}
+
+/// A timestamp as SDKs send it (epoch seconds or RFC 3339) in epoch ms.
+fn time_ms(field: &str, v: Option<Value>) -> Result<i64, Failure> {
+    let v = v.ok_or_else(|| invalid(format!("{field} is required")))?;
+    let text = crate::events::time_text(v).map_err(|why| invalid(format!("{field}: {why}")))?;
+    chrono::DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| invalid(format!("{field} {text:?} is not a timestamp")))
+}
+
+fn archive_name(name: &str) -> Result<muon_types::ArchiveName, Failure> {
+    muon_types::ArchiveName::new(name).map_err(|e| invalid(e.to_string()))
+}
+
+/// An archive named by its ARN (`arn:aws:events:R:A:archive/NAME`) or its name.
+fn archive_of_arn(arn: &str) -> Result<muon_types::ArchiveName, Failure> {
+    if arn.starts_with("arn:") {
+        let name = arn
+            .split_once(":archive/")
+            .map(|(_, n)| n)
+            .ok_or_else(|| invalid(format!("{arn:?} is not an archive ARN")))?;
+        archive_name(name)
+    } else {
+        archive_name(arn)
+    }
+}
+
+fn archive_arn(bus: &Bus, name: &muon_types::ArchiveName) -> String {
+    format!(
+        "arn:aws:events:{}:{}:archive/{name}",
+        bus.config().region,
+        bus.config().account
+    )
+}
+
+fn replay_arn(bus: &Bus, name: &str) -> String {
+    format!(
+        "arn:aws:events:{}:{}:replay/{name}",
+        bus.config().region,
+        bus.config().account
+    )
+}
+
+/// An archive as DescribeArchive gives it (ListArchives leaves out the pattern, ARN and
+/// description, as AWS does).
+async fn describe_archive(
+    bus: &Bus,
+    info: &muon_bus::ArchiveInfo,
+    full: bool,
+) -> Result<Value, Failure> {
+    let a = &info.archive;
+    let (count, size) = bus.archive_stats(&a.name).await?;
+    let mut v = json!({
+        "ArchiveName": a.name,
+        "EventSourceArn": bus_arn(bus, &a.bus),
+        "State": "ENABLED",
+        "RetentionDays": a.retention_days(),
+        "EventCount": count,
+        "SizeBytes": size,
+        "CreationTime": seconds(info.created_ms),
+    });
+    if full {
+        v["ArchiveArn"] = json!(archive_arn(bus, &a.name));
+        if let Some(p) = &a.pattern {
+            v["EventPattern"] = json!(p);
+        }
+        if let Some(d) = &a.description {
+            v["Description"] = json!(d);
+        }
+    }
+    if info.origin != Origin::Api {
+        v["StateReason"] = json!("defined in muon.toml: change it there");
+    }
+    Ok(v)
+}
+
+/// A replay as DescribeReplay gives it (ListReplays leaves out its ARN and destination).
+fn describe_replay(bus: &Bus, r: &muon_bus::ReplayInfo, full: bool) -> Value {
+    let source = match &r.source {
+        muon_bus::ReplaySource::Archive(a) => archive_arn(bus, a),
+        muon_bus::ReplaySource::Bus(b) => bus_arn(bus, b),
+    };
+    let mut v = json!({
+        "ReplayName": r.name,
+        "EventSourceArn": source,
+        "State": r.state.as_str(),
+        "EventStartTime": seconds(r.from_ms),
+        "EventEndTime": seconds(r.to_ms),
+        "ReplayStartTime": seconds(r.started_ms),
+        "ReplayEndTime": seconds(r.ended_ms),
+    });
+    if let Some(reason) = &r.reason {
+        v["StateReason"] = json!(reason);
+    }
+    if let Some(last) = r.last_replayed_ms {
+        v["EventLastReplayedTime"] = seconds(last);
+    }
+    if full {
+        v["ReplayArn"] = json!(replay_arn(bus, &r.name));
+        let mut destination = json!({ "Arn": bus_arn(bus, &r.bus) });
+        if let Some(rules) = &r.rules {
+            destination["FilterArns"] = json!(
+                rules
+                    .iter()
+                    .map(|n| rule_arn(bus, &r.bus, n))
+                    .collect::<Vec<_>>()
+            );
+        }
+        v["Destination"] = destination;
+    }
+    v
+}
+
+/// The string field `key` of a request, if given.
+fn text<'v>(r: &'v Value, key: &str) -> Result<Option<&'v str>, Failure> {
+    match r.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(format!("{key} must be a string"))),
+    }
+}
+
+fn required<'v>(r: &'v Value, key: &str) -> Result<&'v str, Failure> {
+    text(r, key)?.ok_or_else(|| invalid(format!("{key} is required")))
+}
+
+/// CreateArchive, DescribeArchive, ListArchives, UpdateArchive, DeleteArchive, StartReplay,
+/// DescribeReplay and ListReplays. Replays run to their end before StartReplay answers.
+async fn archive_operation(bus: &Bus, op: &str, body: &[u8]) -> Result<Value, Failure> {
+    let r: Value = request(body)?;
+    if !r.is_object() {
+        return Err(invalid("the request must be a JSON object"));
+    }
+    let from_json = |v: &Value| {
+        muon_manifest::Archive::from_api_json(&v.to_string())
+            .map_err(|e| failure(e.code, e.to_string()))
+    };
+    match op {
+        "CreateArchive" => {
+            let archive = from_json(&r)?;
+            let info = bus.put_archive(archive, muon_bus::Write::Create).await?;
+            Ok(json!({
+                "ArchiveArn": archive_arn(bus, &info.archive.name),
+                "State": "ENABLED",
+                "CreationTime": seconds(info.created_ms),
+            }))
+        }
+        "UpdateArchive" => {
+            let name = archive_name(required(&r, "ArchiveName")?)?;
+            let current = bus.archive(&name)?;
+            // What the request leaves out stays as it was.
+            let mut merged = current.archive.to_api_json();
+            for key in ["EventPattern", "RetentionDays", "Description"] {
+                if let Some(v) = r.get(key).filter(|v| !v.is_null()) {
+                    merged[key] = v.clone();
+                }
+            }
+            let info = bus
+                .put_archive(from_json(&merged)?, muon_bus::Write::Update)
+                .await?;
+            Ok(json!({
+                "ArchiveArn": archive_arn(bus, &info.archive.name),
+                "State": "ENABLED",
+                "CreationTime": seconds(info.created_ms),
+            }))
+        }
+        "DeleteArchive" => {
+            let name = archive_name(required(&r, "ArchiveName")?)?;
+            bus.delete_archive(&name).await?;
+            Ok(json!({}))
+        }
+        "DescribeArchive" => {
+            let name = archive_name(required(&r, "ArchiveName")?)?;
+            describe_archive(bus, &bus.archive(&name)?, true).await
+        }
+        "ListArchives" => {
+            let prefix = text(&r, "NamePrefix")?.unwrap_or_default();
+            let source = text(&r, "EventSourceArn")?
+                .map(|arn| bus_name(bus, Some(arn)))
+                .transpose()?;
+            if let Some(state) = text(&r, "State")?
+                && state != "ENABLED"
+            {
+                return Ok(json!({ "Archives": [] }));
+            }
+            let chosen: Vec<_> = bus
+                .archives()
+                .into_iter()
+                .filter(|a| a.archive.name.as_str().starts_with(prefix))
+                .filter(|a| source.as_ref().is_none_or(|b| *b == a.archive.bus))
+                .collect();
+            let limit = r.get("Limit").and_then(Value::as_i64);
+            let (range, next_token) = page(chosen.len(), text(&r, "NextToken")?, limit)?;
+            let mut archives = Vec::new();
+            for info in &chosen[range] {
+                archives.push(describe_archive(bus, info, false).await?);
+            }
+            let mut v = json!({ "Archives": archives });
+            if let Some(t) = next_token {
+                v["NextToken"] = json!(t);
+            }
+            Ok(v)
+        }
+        "StartReplay" => {
+            let name = required(&r, "ReplayName")?;
+            if name.is_empty()
+                || name.len() > 64
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            {
+                return Err(invalid(format!(
+                    "ReplayName {name:?} is invalid: use 1-64 characters from a-z, A-Z, 0-9, '.', '-' and '_'"
+                )));
+            }
+            let archive = archive_of_arn(required(&r, "EventSourceArn")?)?;
+            let from_ms = time_ms("EventStartTime", r.get("EventStartTime").cloned())?;
+            let to_ms = time_ms("EventEndTime", r.get("EventEndTime").cloned())?;
+            if from_ms >= to_ms {
+                return Err(invalid("EventStartTime must be before EventEndTime"));
+            }
+            let info = bus.archive(&archive)?;
+            let destination = r
+                .get("Destination")
+                .ok_or_else(|| invalid("Destination is required"))?;
+            let to_bus = bus_name(bus, Some(required(destination, "Arn")?))?;
+            if to_bus != info.archive.bus {
+                return Err(invalid(format!(
+                    "Destination {to_bus} is not the archive's event bus {}: a replay goes back to the bus it was archived from",
+                    info.archive.bus
+                )));
+            }
+            let rules = match destination.get("FilterArns") {
+                None | Some(Value::Null) => None,
+                Some(Value::Array(arns)) => {
+                    let mut names = Vec::new();
+                    for arn in arns {
+                        let arn = arn
+                            .as_str()
+                            .ok_or_else(|| invalid("FilterArns holds rule ARNs"))?;
+                        let name = arn.rsplit('/').next().unwrap_or(arn);
+                        let name = rule_name(name)?;
+                        bus.rule(&to_bus, &name)?;
+                        names.push(name);
+                    }
+                    Some(names)
+                }
+                Some(_) => return Err(invalid("FilterArns must be a list of rule ARNs")),
+            };
+            let replay = bus
+                .replay_archive(name, &archive, from_ms, to_ms, rules)
+                .await;
+            let replay = match replay {
+                Ok(r) => r,
+                Err(e @ muon_bus::Error::ReplayExists(_)) => return Err(e.into()),
+                Err(_) => bus.replay_info(name)?,
+            };
+            let mut v = json!({
+                "ReplayArn": replay_arn(bus, name),
+                "State": replay.state.as_str(),
+                "ReplayStartTime": seconds(replay.started_ms),
+            });
+            if let Some(reason) = &replay.reason {
+                v["StateReason"] = json!(reason);
+            }
+            Ok(v)
+        }
+        "DescribeReplay" => {
+            let name = required(&r, "ReplayName")?;
+            Ok(describe_replay(bus, &bus.replay_info(name)?, true))
+        }
+        "ListReplays" => {
+            let prefix = text(&r, "NamePrefix")?.unwrap_or_default();
+            let state = text(&r, "State")?;
+            let source = text(&r, "EventSourceArn")?
+                .map(archive_of_arn)
+                .transpose()?;
+            let chosen: Vec<_> = bus
+                .replays()
+                .into_iter()
+                .filter(|x| x.name.starts_with(prefix))
+                .filter(|x| state.is_none_or(|s| s == x.state.as_str()))
+                .filter(|x| {
+                    source
+                        .as_ref()
+                        .is_none_or(|a| x.source == muon_bus::ReplaySource::Archive(a.clone()))
+                })
+                .collect();
+            let limit = r.get("Limit").and_then(Value::as_i64);
+            let (range, next_token) = page(chosen.len(), text(&r, "NextToken")?, limit)?;
+            let mut v = json!({
+                "Replays": chosen[range]
+                    .iter()
+                    .map(|x| describe_replay(bus, x, false))
+                    .collect::<Vec<_>>()
+            });
+            if let Some(t) = next_token {
+                v["NextToken"] = json!(t);
+            }
+            Ok(v)
+        }
+        other => unreachable!("{other} is not an archive operation"),
     }
 }

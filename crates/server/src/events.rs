@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use futures::StreamExt;
 use http::{HeaderMap, StatusCode};
 use muon_bus::{Bus, EntryResult, PutEntry, TraceContext, TraceNode};
-use muon_types::{BusName, DeliveryId, EventId, RuleName};
+use muon_types::{ArchiveName, BusName, DeliveryId, EventId, RuleName};
 use serde::Deserialize;
 
 use crate::{State, error_response};
@@ -26,7 +26,9 @@ pub fn router() -> Router<State> {
         .route("/v1/rules/{bus}/{name}", axum::routing::delete(delete_rule))
         .route("/v1/dlq", get(dead_letters))
         .route("/v1/dlq/redrive", post(redrive))
-        .route("/v1/replays", post(replay))
+        .route("/v1/replays", post(replay).get(replays))
+        .route("/v1/archives", get(archives).put(put_archive))
+        .route("/v1/archives/{name}", axum::routing::delete(delete_archive))
         .route("/", post(aws))
 }
 
@@ -121,8 +123,14 @@ fn bad(message: impl Into<String>) -> Response {
 
 fn bus_error(e: muon_bus::Error) -> Response {
     let status = match &e {
-        muon_bus::Error::NoSuchBus(_) | muon_bus::Error::NoSuchRule(..) => StatusCode::NOT_FOUND,
-        muon_bus::Error::ManifestRule(_) => StatusCode::CONFLICT,
+        muon_bus::Error::NoSuchBus(_)
+        | muon_bus::Error::NoSuchRule(..)
+        | muon_bus::Error::NoSuchArchive(_)
+        | muon_bus::Error::NoSuchReplay(_) => StatusCode::NOT_FOUND,
+        muon_bus::Error::ManifestRule(_)
+        | muon_bus::Error::ManifestArchive(_)
+        | muon_bus::Error::ArchiveExists(_)
+        | muon_bus::Error::ReplayExists(_) => StatusCode::CONFLICT,
         muon_bus::Error::InvalidRule(..) => StatusCode::BAD_REQUEST,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
@@ -153,7 +161,7 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result
 }
 
 /// `Time` as SDKs send it: RFC 3339 text or epoch seconds.
-fn time_text(v: serde_json::Value) -> Result<String, String> {
+pub(crate) fn time_text(v: serde_json::Value) -> Result<String, String> {
     match v {
         serde_json::Value::String(s) => Ok(s),
         serde_json::Value::Number(n) => {
@@ -595,7 +603,6 @@ async fn replay(state: axum::extract::State<State>, body: axum::body::Bytes) -> 
         if r.from_ms >= r.to_ms {
             return Err(bad("from_ms must be before to_ms"));
         }
-        let bus_name = BusName::new(r.bus).map_err(|e| bad(e.to_string()))?;
         let rules = r
             .rules
             .map(|rules| {
@@ -606,11 +613,103 @@ async fn replay(state: axum::extract::State<State>, body: axum::body::Bytes) -> 
             })
             .transpose()
             .map_err(|e| bad(e.to_string()))?;
-        let count = bus
-            .replay(&r.name, &bus_name, r.from_ms, r.to_ms, rules)
+        let count = match r.archive {
+            Some(archive) => {
+                let archive = ArchiveName::new(archive).map_err(|e| bad(e.to_string()))?;
+                bus.replay_archive(&r.name, &archive, r.from_ms, r.to_ms, rules)
+                    .await
+                    .map_err(bus_error)?
+                    .events
+            }
+            None => {
+                let bus_name = BusName::new(r.bus).map_err(|e| bad(e.to_string()))?;
+                bus.replay(&r.name, &bus_name, r.from_ms, r.to_ms, rules)
+                    .await
+                    .map_err(bus_error)?
+            }
+        };
+        Ok(Json(muon_api::Count { count }))
+    };
+    result.await.into_response()
+}
+
+async fn replays(state: axum::extract::State<State>) -> Response {
+    let result = async {
+        let bus = the_bus(&state)?;
+        let replays = bus
+            .replays()
+            .into_iter()
+            .map(|r| muon_api::ReplayRecord {
+                archive: match &r.source {
+                    muon_bus::ReplaySource::Archive(a) => Some(a.to_string()),
+                    muon_bus::ReplaySource::Bus(_) => None,
+                },
+                name: r.name,
+                bus: r.bus.to_string(),
+                from_ms: r.from_ms,
+                to_ms: r.to_ms,
+                state: r.state.as_str().into(),
+                reason: r.reason,
+                events: r.events,
+                started_ms: r.started_ms,
+                ended_ms: r.ended_ms,
+            })
+            .collect();
+        Ok::<_, Response>(Json(muon_api::ReplayList { replays }))
+    };
+    result.await.into_response()
+}
+
+async fn archives(state: axum::extract::State<State>) -> Response {
+    let result = async {
+        let bus = the_bus(&state)?;
+        let mut archives = Vec::new();
+        for info in bus.archives() {
+            let (events, size_bytes) = bus
+                .archive_stats(&info.archive.name)
+                .await
+                .map_err(bus_error)?;
+            archives.push(muon_api::Archive {
+                origin: info.origin.as_str().into(),
+                archive: info.archive.to_api_json(),
+                events,
+                size_bytes,
+                created_ms: info.created_ms,
+            });
+        }
+        Ok::<_, Response>(Json(muon_api::ArchiveList { archives }))
+    };
+    result.await.into_response()
+}
+
+/// Create or replace an API archive (EventBridge's CreateArchive body).
+async fn put_archive(state: axum::extract::State<State>, body: axum::body::Bytes) -> Response {
+    let result = async {
+        let bus = the_bus(&state)?;
+        let text = std::str::from_utf8(&body).map_err(|_| bad("the archive is not UTF-8"))?;
+        let archive = muon_manifest::Archive::from_api_json(text)
+            .map_err(|e| error(StatusCode::BAD_REQUEST, e.code, e.to_string()))?;
+        let info = bus
+            .put_archive(archive, muon_bus::Write::Put)
             .await
             .map_err(bus_error)?;
-        Ok(Json(muon_api::Count { count }))
+        Ok::<_, Response>(Json(muon_api::Archive {
+            origin: info.origin.as_str().into(),
+            archive: info.archive.to_api_json(),
+            events: 0,
+            size_bytes: 0,
+            created_ms: info.created_ms,
+        }))
+    };
+    result.await.into_response()
+}
+
+async fn delete_archive(state: axum::extract::State<State>, Path(name): Path<String>) -> Response {
+    let result = async {
+        let bus = the_bus(&state)?;
+        let name = ArchiveName::new(name).map_err(|e| bad(e.to_string()))?;
+        bus.delete_archive(&name).await.map_err(bus_error)?;
+        Ok::<_, Response>(StatusCode::NO_CONTENT)
     };
     result.await.into_response()
 }
