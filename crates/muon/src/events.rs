@@ -45,13 +45,16 @@ pub enum Command {
     /// The dead-letter queue: deliveries that were given up.
     #[command(subcommand)]
     Dlq(Dlq),
-    /// Send a bus's stored events from a time window through its rules again.
+    /// Send a bus's (or an archive's) stored events from a time window through its rules again.
     Replay {
-        /// A name for the replay: replayed events carry it as `replay-name`.
+        /// A name for the replay: replayed events carry it as `replay-name`. Used once.
         #[arg(long)]
         name: String,
-        #[arg(long, default_value = "default")]
+        #[arg(long, default_value = "default", conflicts_with = "archive")]
         bus: String,
+        /// Replay this archive's events (those its pattern and retention hold) to its bus.
+        #[arg(long)]
+        archive: Option<String>,
         /// Start of the window: RFC 3339, or a duration ago (`1h`, `30m`).
         #[arg(long)]
         from: String,
@@ -61,6 +64,13 @@ pub enum Command {
         /// Only these rules (repeatable; default: all).
         #[arg(long = "rule")]
         rules: Vec<String>,
+        #[command(flatten)]
+        server: Server,
+    },
+    /// List the archives: name, bus, pattern, retention, events held, origin.
+    Archives {
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: Server,
     },
@@ -224,6 +234,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Replay {
             name,
             bus,
+            archive,
             from,
             to,
             rules,
@@ -232,6 +243,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let body = muon_api::Replay {
                 name,
                 bus,
+                archive,
                 from_ms: time_arg(&from)?,
                 to_ms: to
                     .as_deref()
@@ -244,6 +256,39 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let response = ok(send(&server, request).await?).await?;
             let count: muon_api::Count = response.json().await.context("unexpected answer")?;
             println!("{} events replayed", count.count);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Archives { json, server } => {
+            let response =
+                ok(send(&server, client().get(server.url("/v1/archives"))).await?).await?;
+            let list: muon_api::ArchiveList = response.json().await.context("unexpected answer")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            if list.archives.is_empty() {
+                println!("no archives: add [[archive]] tables to muon.toml, or PUT /v1/archives");
+            }
+            for a in &list.archives {
+                let archive = &a.archive;
+                let retention = match archive["RetentionDays"].as_u64() {
+                    None | Some(0) => "kept indefinitely".to_string(),
+                    Some(d) => format!("kept {d}d"),
+                };
+                println!(
+                    "{}  (bus {}, {}, {} events, {} bytes, {})",
+                    archive["ArchiveName"].as_str().unwrap_or("?"),
+                    archive["EventSourceArn"].as_str().unwrap_or("?"),
+                    retention,
+                    a.events,
+                    a.size_bytes,
+                    a.origin
+                );
+                println!(
+                    "  pattern {}",
+                    archive["EventPattern"].as_str().unwrap_or("(every event)")
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -76,6 +76,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             buses: app.buses.clone(),
             rules: app.rules.clone(),
             schedules: app.schedules.clone(),
+            archives: app.archives.clone(),
             retention: args.retention,
             ..Default::default()
         },
