@@ -463,7 +463,12 @@ fn rules_and_buses_through_eventbridge_s_protocol() {
         json!({"Name": "from-manifest", "Force": true}),
         "ManagedRuleException",
     );
-    fails(&up, "CreateArchive", json!({}), "UnknownOperationException");
+    fails(
+        &up,
+        "CreateConnection",
+        json!({}),
+        "UnknownOperationException",
+    );
     fails(
         &up,
         "DescribeRule",
@@ -521,4 +526,236 @@ fn a_rule_put_through_eventbridge_s_protocol_delivers_to_its_function() {
         .json()
         .unwrap();
     assert_eq!(stored["deliveries"], json!([]), "{stored}");
+}
+
+/// `app()` with an archive of the big orders and a rule sending every order to `echo`.
+fn archived_app() -> String {
+    format!(
+        "{}\
+         [[rule]]\nname = \"orders\"\npattern = {{ source = [\"shop\"] }}\ntargets = [\"echo\"]\n\
+         [[archive]]\nname = \"big\"\npattern = {{ source = [\"shop\"], detail = {{ total = [{{ numeric = [\">\", 100] }}] }} }}\nretention = \"30d\"\n",
+        app()
+    )
+}
+
+fn echo_invocations(up: &Up) -> u64 {
+    let info: Value = client()
+        .get(format!("{}/v1/functions/echo", up.control))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    info["invocations"].as_u64().unwrap()
+}
+
+fn wait_for_invocations(up: &Up, n: u64) {
+    let start = Instant::now();
+    while echo_invocations(up) < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "echo was invoked {} times, not {n}",
+            echo_invocations(up)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_replay_from_an_archive_replays_only_the_events_it_holds() {
+    let up = Up::start(&archived_app(), &[]);
+    let entries: Vec<Value> = [500, 5, 101]
+        .iter()
+        .map(|t| json!({"Source": "shop", "DetailType": "Order", "Detail": format!("{{\"total\":{t}}}")}))
+        .collect();
+    let sent = ok(&up, "PutEvents", json!({ "Entries": entries }));
+    assert_eq!(sent["FailedEntryCount"], 0, "{sent}");
+    wait_for_invocations(&up, 3);
+    let bus = format!("arn:aws:events:{REGION_ACCOUNT}:event-bus/default");
+    let archive_arn = format!("arn:aws:events:{REGION_ACCOUNT}:archive/big");
+    let described = ok(&up, "DescribeArchive", json!({"ArchiveName": "big"}));
+    assert_eq!(described["ArchiveArn"], archive_arn, "{described}");
+    assert_eq!(described["EventSourceArn"], bus, "{described}");
+    assert_eq!(described["EventCount"], 2, "{described}");
+    assert_eq!(described["RetentionDays"], 30, "{described}");
+    assert_eq!(described["State"], "ENABLED", "{described}");
+    // The CLI lists it with what it holds.
+    let out = up.cli(&["events", "archives"]);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("big  (bus default, kept 30d, 2 events"),
+        "{listed}"
+    );
+    assert!(listed.contains("manifest"), "{listed}");
+    // A replay of the archive sends only its two events to the rule again.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let replay = json!({
+        "ReplayName": "again",
+        "EventSourceArn": archive_arn,
+        "EventStartTime": now - 3600,
+        "EventEndTime": now + 60,
+        "Destination": {"Arn": bus, "FilterArns": [format!("arn:aws:events:{REGION_ACCOUNT}:rule/orders")]},
+    });
+    let started = ok(&up, "StartReplay", replay.clone());
+    assert_eq!(started["State"], "COMPLETED", "{started}");
+    assert_eq!(
+        started["ReplayArn"],
+        format!("arn:aws:events:{REGION_ACCOUNT}:replay/again")
+    );
+    wait_for_invocations(&up, 5);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(echo_invocations(&up), 5);
+    let described = ok(&up, "DescribeReplay", json!({"ReplayName": "again"}));
+    assert_eq!(described["EventSourceArn"], archive_arn, "{described}");
+    assert_eq!(described["Destination"]["Arn"], bus, "{described}");
+    assert!(
+        described["EventLastReplayedTime"].is_number(),
+        "{described}"
+    );
+    let listed = ok(&up, "ListReplays", json!({"NamePrefix": "ag"}));
+    assert_eq!(listed["Replays"].as_array().unwrap().len(), 1, "{listed}");
+    // The CLI replays the archive too, and the REST list remembers both replays.
+    let out = up.cli(&[
+        "events",
+        "replay",
+        "--name",
+        "cli",
+        "--archive",
+        "big",
+        "--from",
+        "1h",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "2 events replayed"
+    );
+    wait_for_invocations(&up, 7);
+    let replays: Value = client()
+        .get(format!("{}/v1/replays", up.control))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(replays["replays"][1]["archive"], "big", "{replays}");
+    assert_eq!(replays["replays"][1]["events"], 2, "{replays}");
+    // Errors, with AWS's names.
+    fails(
+        &up,
+        "StartReplay",
+        replay.clone(),
+        "ResourceAlreadyExistsException",
+    );
+    let mut elsewhere = replay.clone();
+    elsewhere["ReplayName"] = json!("elsewhere");
+    elsewhere["Destination"] =
+        json!({"Arn": format!("arn:aws:events:{REGION_ACCOUNT}:event-bus/audit")});
+    let why = fails(&up, "StartReplay", elsewhere, "ValidationException");
+    assert!(why.contains("archive's event bus"), "{why}");
+    let mut missing = replay.clone();
+    missing["ReplayName"] = json!("missing");
+    missing["EventSourceArn"] = json!(format!("arn:aws:events:{REGION_ACCOUNT}:archive/nope"));
+    fails(&up, "StartReplay", missing, "ResourceNotFoundException");
+    fails(
+        &up,
+        "DescribeReplay",
+        json!({"ReplayName": "nope"}),
+        "ResourceNotFoundException",
+    );
+    fails(
+        &up,
+        "DescribeArchive",
+        json!({"ArchiveName": "nope"}),
+        "ResourceNotFoundException",
+    );
+    let why = fails(
+        &up,
+        "DeleteArchive",
+        json!({"ArchiveName": "big"}),
+        "ValidationException",
+    );
+    assert!(why.contains("muon.toml"), "{why}");
+    fails(
+        &up,
+        "CreateArchive",
+        json!({"ArchiveName": "bad", "EventSourceArn": bus, "EventPattern": "{\"source\": \"x\"}"}),
+        "InvalidEventPatternException",
+    );
+    fails(
+        &up,
+        "CreateArchive",
+        json!({"ArchiveName": "lost", "EventSourceArn": format!("arn:aws:events:{REGION_ACCOUNT}:event-bus/nowhere")}),
+        "ResourceNotFoundException",
+    );
+}
+
+#[test]
+fn an_api_archive_survives_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap().to_string();
+    let audit = format!("arn:aws:events:{REGION_ACCOUNT}:event-bus/audit");
+    {
+        let up = Up::start(&archived_app(), &["--data-dir", &data_dir]);
+        let created = ok(
+            &up,
+            "CreateArchive",
+            json!({"ArchiveName": "kept", "EventSourceArn": audit, "EventPattern": "{\"source\":[\"x\"]}", "RetentionDays": 7, "Description": "d"}),
+        );
+        assert_eq!(
+            created["ArchiveArn"],
+            format!("arn:aws:events:{REGION_ACCOUNT}:archive/kept")
+        );
+        fails(
+            &up,
+            "CreateArchive",
+            json!({"ArchiveName": "kept", "EventSourceArn": audit}),
+            "ResourceAlreadyExistsException",
+        );
+        ok(
+            &up,
+            "UpdateArchive",
+            json!({"ArchiveName": "kept", "RetentionDays": 9}),
+        );
+        ok(
+            &up,
+            "CreateArchive",
+            json!({"ArchiveName": "gone", "EventSourceArn": "default"}),
+        );
+        ok(&up, "DeleteArchive", json!({"ArchiveName": "gone"}));
+    }
+    let up = Up::start(&archived_app(), &["--data-dir", &data_dir]);
+    let kept = ok(&up, "DescribeArchive", json!({"ArchiveName": "kept"}));
+    assert_eq!(kept["EventSourceArn"], audit, "{kept}");
+    assert_eq!(kept["RetentionDays"], 9, "{kept}");
+    assert_eq!(kept["Description"], "d", "{kept}");
+    assert_eq!(kept["EventPattern"], "{\"source\":[\"x\"]}", "{kept}");
+    let listed = ok(&up, "ListArchives", json!({}));
+    let names: Vec<&str> = listed["Archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["ArchiveName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["big", "kept"], "{listed}");
+    let on_audit = ok(&up, "ListArchives", json!({"EventSourceArn": audit}));
+    assert_eq!(
+        on_audit["Archives"].as_array().unwrap().len(),
+        1,
+        "{on_audit}"
+    );
+    // The control API lists them with their origin.
+    let rest: Value = client()
+        .get(format!("{}/v1/archives", up.control))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(rest["archives"][1]["origin"], "api", "{rest}");
+    let deleted = client()
+        .delete(format!("{}/v1/archives/kept", up.control))
+        .send()
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
 }
