@@ -11,6 +11,8 @@ use muon_types::{ArchiveName, BusName};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::rule::ApiProblems;
+
 /// At most this many characters in an archive's description (EventBridge's limit).
 pub const MAX_DESCRIPTION: usize = 512;
 const DAY: u64 = 86_400;
@@ -226,15 +228,15 @@ impl Archive {
         };
         let raw: ApiArchive = serde_json::from_str(text)
             .map_err(|e| invalid(vec![format!("malformed archive: {e}")]))?;
-        let mut problems = Vec::new();
+        let mut problems = ApiProblems::default();
         let bus = match raw.event_source_arn.as_deref().map(bus_of_source_arn) {
             None => {
-                problems.push("EventSourceArn: missing: which bus's events does it hold?".into());
+                problems.other("EventSourceArn: missing: which bus's events does it hold?".into());
                 None
             }
             Some(Ok(b)) => Some(b),
             Some(Err(why)) => {
-                problems.push(format!("EventSourceArn: {why}"));
+                problems.other(format!("EventSourceArn: {why}"));
                 None
             }
         };
@@ -242,13 +244,12 @@ impl Archive {
             None | Some(0) => None,
             Some(d) if (1..=36_500).contains(&d) => Some(Duration::from_secs(d as u64 * DAY)),
             Some(d) => {
-                problems.push(format!(
+                problems.other(format!(
                     "RetentionDays: {d} is out of range: use 0 (indefinitely) to 36500"
                 ));
                 None
             }
         };
-        let mut pattern_only = problems.is_empty();
         let keys = Keys {
             name: "ArchiveName".into(),
             bus: "EventSourceArn".into(),
@@ -265,24 +266,13 @@ impl Archive {
             retention,
             raw.description,
             &keys,
-            &mut |key, why| {
-                pattern_only &= key == "EventPattern";
-                problems.push(if key == "EventPattern" {
-                    why
-                } else {
-                    format!("{key}: {why}")
-                });
-            },
+            &mut |key, why| problems.field(&key, why),
         );
         match archive {
             Some(a) if problems.is_empty() => Ok(a),
             _ => Err(ArchiveError {
-                code: if pattern_only && !problems.is_empty() {
-                    "InvalidEventPatternException"
-                } else {
-                    "ValidationException"
-                },
-                problems,
+                code: problems.code(),
+                problems: problems.list,
             }),
         }
     }

@@ -777,6 +777,45 @@ pub struct RuleError {
     pub problems: Vec<String>,
 }
 
+/// The problems found in an API body (a rule's or an archive's), and the AWS error they are
+/// reported as: `InvalidEventPatternException` when only the pattern is wrong, else
+/// `ValidationException`.
+#[derive(Default)]
+pub(crate) struct ApiProblems {
+    pub(crate) list: Vec<String>,
+    /// Some problem is not about the pattern.
+    other: bool,
+}
+
+impl ApiProblems {
+    /// A problem with the field `key` (the pattern's reason stands alone, as AWS words it).
+    pub(crate) fn field(&mut self, key: &str, why: String) {
+        if key == "EventPattern" {
+            self.list.push(why);
+        } else {
+            self.other(format!("{key}: {why}"));
+        }
+    }
+
+    /// A problem that is not about the pattern.
+    pub(crate) fn other(&mut self, why: String) {
+        self.other = true;
+        self.list.push(why);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub(crate) fn code(&self) -> &'static str {
+        if self.other || self.list.is_empty() {
+            "ValidationException"
+        } else {
+            "InvalidEventPatternException"
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 struct ApiRule {
@@ -882,8 +921,7 @@ impl Rule {
             targets: "Targets",
             id: "Id",
         };
-        let mut problems = Vec::new();
-        let mut pattern_only = true;
+        let mut problems = ApiProblems::default();
         let rule = validate(
             raw.name.as_deref(),
             raw.event_bus_name.as_deref(),
@@ -893,24 +931,13 @@ impl Rule {
             enabled,
             targets,
             &keys,
-            &mut |key, why| {
-                pattern_only &= key == "EventPattern";
-                problems.push(if key == "EventPattern" {
-                    why
-                } else {
-                    format!("{key}: {why}")
-                });
-            },
+            &mut |key, why| problems.field(&key, why),
         );
         match rule {
             Some(rule) if problems.is_empty() => Ok(rule),
             _ => Err(RuleError {
-                code: if pattern_only && !problems.is_empty() {
-                    "InvalidEventPatternException"
-                } else {
-                    "ValidationException"
-                },
-                problems,
+                code: problems.code(),
+                problems: problems.list,
             }),
         }
     }
