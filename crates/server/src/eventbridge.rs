@@ -18,7 +18,7 @@
 //! than `default`, `rule/BUS/NAME`), buses `arn:aws:events:R:A:event-bus/NAME`; targets as
 //! `TargetKind::arn` gives them (an HTTP endpoint's is its URL, which PutTargets takes back).
 
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::StatusCode;
 use muon_api::eventbridge as wire;
 use muon_bus::{Bus, Edit, Origin, RuleInfo};
@@ -28,7 +28,7 @@ use muon_types::{BusName, RuleName};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::State;
+use crate::{Failure, State, aws_response};
 
 /// The operations served here.
 pub(crate) const OPERATIONS: &[&str] = &[
@@ -62,13 +62,7 @@ const MAX_PAGE: usize = 100;
 /// What the SDKs call a managed rule's manager, for rules that live in the manifest.
 const MANAGED_BY: &str = "muon.toml";
 
-/// A failed operation: its HTTP status, AWS error name and message.
-struct Failure {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
+/// A failure AWS reports with 400.
 fn failure(code: &'static str, message: impl Into<String>) -> Failure {
     Failure {
         status: StatusCode::BAD_REQUEST,
@@ -107,16 +101,7 @@ pub(crate) async fn aws(state: &State, op: &str, body: &[u8]) -> Response {
             message: "this server runs without an event bus".into(),
         }),
     };
-    let content_type = [(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")];
-    match answer {
-        Ok(v) => (content_type, v.to_string()).into_response(),
-        Err(f) => (
-            f.status,
-            content_type,
-            json!({ "__type": f.code, "message": f.message }).to_string(),
-        )
-            .into_response(),
-    }
+    aws_response("application/x-amz-json-1.1", answer)
 }
 
 /// The request body as `T` (an empty body is `{}`).

@@ -19,7 +19,7 @@ use http::StatusCode;
 use muon_flow::{Callback, Description, Error, Flows, Kind, Machine, StartRequest};
 use serde_json::{Value, json};
 
-use crate::{State, error_response};
+use crate::{Failure, State, aws_response, error_response};
 
 /// The most history events one page returns.
 const MAX_PAGE: usize = 1000;
@@ -44,13 +44,6 @@ pub fn router() -> Router<State> {
         .route("/v1/executions/{arn}/history", get(history))
         .route("/v1/executions/{arn}/stop", post(stop))
         .route("/v1/tasks/{outcome}", post(task))
-}
-
-/// A failed operation: its HTTP status, AWS error name and message.
-pub(crate) struct Failure {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
 }
 
 impl From<Error> for Failure {
@@ -355,16 +348,7 @@ pub(crate) async fn aws(state: &State, op: &str, body: &[u8]) -> Response {
         operation(flows, op, request).await
     }
     .await;
-    let content_type = [(http::header::CONTENT_TYPE, "application/x-amz-json-1.0")];
-    match answer {
-        Ok(v) => (content_type, v.to_string()).into_response(),
-        Err(f) => (
-            f.status,
-            content_type,
-            json!({ "__type": f.code, "message": f.message }).to_string(),
-        )
-            .into_response(),
-    }
+    aws_response("application/x-amz-json-1.0", answer)
 }
 
 /// A REST request: the operation with the request built from the path, query and body.

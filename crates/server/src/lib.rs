@@ -153,6 +153,32 @@ pub fn local_addr(listener: &TcpListener) -> SocketAddr {
         .expect("a bound listener has an address")
 }
 
+/// A failed AWS-protocol or workflow operation: its HTTP status, AWS error name and message.
+pub(crate) struct Failure {
+    pub(crate) status: http::StatusCode,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+/// An operation's answer on one of AWS's JSON protocols (`content_type` names which): the
+/// result, or `{"__type", "message"}` with the failure's status.
+pub(crate) fn aws_response(
+    content_type: &'static str,
+    answer: Result<serde_json::Value, Failure>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let content_type = [(http::header::CONTENT_TYPE, content_type)];
+    match answer {
+        Ok(v) => (content_type, v.to_string()).into_response(),
+        Err(f) => (
+            f.status,
+            content_type,
+            serde_json::json!({ "__type": f.code, "message": f.message }).to_string(),
+        )
+            .into_response(),
+    }
+}
+
 fn error_json(error: &str, message: impl Into<String>, invocation: Option<String>) -> bytes::Bytes {
     serde_json::to_vec(&muon_api::ErrorBody {
         error: error.to_string(),
