@@ -472,10 +472,11 @@ impl Flows {
                 .await
                 .map_err(|_| Error::NoSuchExecution(arn.to_owned()));
         }
-        if self.inner.store.execution(arn).await?.is_none() {
+        let records = self.inner.store.history(arn, after, limit).await?;
+        // An empty page is either the end of a history or no execution at all.
+        if records.is_empty() && self.inner.store.execution(arn).await?.is_none() {
             return Err(Error::NoSuchExecution(arn.to_owned()));
         }
-        let records = self.inner.store.history(arn, after, limit).await?;
         records
             .into_iter()
             .map(|h| {

@@ -83,12 +83,12 @@ pub(crate) fn history_records(history: &[HistoryEvent], from: usize) -> Vec<Hist
 
 /// How the execution ended, if it did.
 pub(crate) fn end_of(exe: &Execution, now: i64) -> Option<ExecutionEnd> {
-    let (error, cause) = exe.error_and_cause();
     let output = match exe.status() {
         Status::Running => return None,
         Status::Succeeded { output } => Some(output.to_string()),
         _ => None,
     };
+    let (error, cause) = exe.error_and_cause();
     Some(ExecutionEnd {
         status: exe.status().as_str().to_owned(),
         stop_ms: now,
