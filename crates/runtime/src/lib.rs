@@ -29,6 +29,8 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// The header that carries an invocation's ID on every response muon sends.
 pub const INVOCATION_ID_HEADER: &str = "x-muon-invocation-id";
+/// [`INVOCATION_ID_HEADER`] as a header name, checked once at compile time.
+static INVOCATION_ID: http::HeaderName = http::HeaderName::from_static(INVOCATION_ID_HEADER);
 
 /// Why a function gave no response.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -196,8 +198,8 @@ impl Invoker {
         let mut result = entry.code.invoke(cx, request).await;
         if let Ok(response) = &mut result {
             response.headers_mut().insert(
-                INVOCATION_ID_HEADER,
-                http::HeaderValue::from_str(&id.to_string()).expect("IDs are ASCII"),
+                INVOCATION_ID.clone(),
+                http::HeaderValue::from_bytes(&id.to_ascii()).expect("IDs are ASCII"),
             );
         }
         Some((id, result))

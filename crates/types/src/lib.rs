@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -40,10 +41,10 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A function's name: `[a-zA-Z0-9-_]{1,64}`, as AWS Lambda requires.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct FunctionName(String);
+/// A function's name: `[a-zA-Z0-9-_]{1,64}`, as AWS Lambda requires. Cloning it is cheap: every
+/// invocation carries its function's name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FunctionName(Arc<str>);
 
 impl FunctionName {
     pub fn new(name: impl Into<String>) -> Result<Self> {
@@ -53,7 +54,7 @@ impl FunctionName {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if valid {
-            Ok(Self(name))
+            Ok(Self(name.into()))
         } else {
             Err(Error::FunctionName(name))
         }
@@ -77,6 +78,12 @@ impl FromStr for FunctionName {
     }
 }
 
+impl Serialize for FunctionName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
 impl<'de> Deserialize<'de> for FunctionName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -95,11 +102,25 @@ impl InvocationId {
     pub fn random() -> Self {
         Self(uuid::Uuid::new_v4().as_u128())
     }
+
+    /// The text form, `inv_` and 32 lowercase hex digits, without allocating: it goes into a
+    /// header of every response.
+    pub fn to_ascii(self) -> [u8; 36] {
+        let mut out = [0u8; 36];
+        out[..4].copy_from_slice(Self::PREFIX.as_bytes());
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (i, byte) in self.0.to_be_bytes().iter().enumerate() {
+            out[4 + 2 * i] = HEX[usize::from(byte >> 4)];
+            out[5 + 2 * i] = HEX[usize::from(byte & 0x0f)];
+        }
+        out
+    }
 }
 
 impl fmt::Display for InvocationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{:032x}", Self::PREFIX, self.0)
+        let ascii = self.to_ascii();
+        f.write_str(std::str::from_utf8(&ascii).expect("the text form is ASCII"))
     }
 }
 
@@ -397,6 +418,9 @@ mod tests {
         let text = id.to_string();
         assert!(text.starts_with("inv_") && text.len() == 36, "{text}");
         assert_eq!(text.parse::<InvocationId>().unwrap(), id);
+        let known = InvocationId(0x0123_4567_89ab_cdef_fedc_ba98_7654_3210);
+        assert_eq!(known.to_string(), "inv_0123456789abcdeffedcba9876543210");
+        assert_eq!(format!("{:032x}", known.0), &known.to_string()[4..]);
         assert!("inv_xyz".parse::<InvocationId>().is_err());
         assert!(
             "evt_00000000000000000000000000000000"
