@@ -31,8 +31,13 @@ impl Capture {
 
     /// Take what was written so far as lines, leaving the capture empty for the next request.
     pub fn take_lines(&self) -> Vec<String> {
-        let Buffer { bytes, dropped } =
-            std::mem::take(&mut *self.0.lock().expect("capture lock poisoned"));
+        let Buffer { bytes, dropped } = {
+            let mut buffer = self.0.lock().expect("capture lock poisoned");
+            if buffer.bytes.is_empty() && buffer.dropped == 0 {
+                return Vec::new();
+            }
+            std::mem::take(&mut *buffer)
+        };
         let text = String::from_utf8_lossy(&bytes);
         let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
         if dropped > 0 {
