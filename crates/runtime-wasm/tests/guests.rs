@@ -302,6 +302,39 @@ async fn outbound_requests_need_an_allowlist_entry() {
 }
 
 #[tokio::test]
+async fn a_caller_that_goes_away_still_gets_its_invocation_ended() {
+    // The guest runs in its caller's task until it answers; when the caller gives up first (a
+    // client that disconnects), the guest must still run to its end and be reported.
+    let f = function(
+        "spin",
+        Settings {
+            timeout: Duration::from_millis(300),
+            ..settings("spin")
+        },
+    );
+    let (tx, finished) = oneshot::channel();
+    let cx = InvocationContext::new(
+        InvocationId::random(),
+        f.settings().name.clone(),
+        move |done| {
+            let _ = tx.send(done);
+        },
+    );
+    let gave_up = tokio::time::timeout(Duration::from_millis(50), f.invoke(cx, get("/"))).await;
+    assert!(gave_up.is_err(), "the spinning guest cannot have answered");
+    let finished = tokio::time::timeout(Duration::from_secs(5), finished)
+        .await
+        .expect("the abandoned guest ends at its timeout")
+        .expect("its end is reported");
+    assert_eq!(finished.status, Status::Timeout);
+    assert!(
+        finished
+            .logs
+            .contains(&(Stream::Stdout, "spin: starting".to_string()))
+    );
+}
+
+#[tokio::test]
 async fn instance_reuse_serves_many_requests_from_one_isolate() {
     let f = function(
         "hello",
