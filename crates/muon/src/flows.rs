@@ -19,8 +19,7 @@ use muon_asl::{
     TimerId, errors,
 };
 use muon_flow::task::Call;
-use muon_runtime::Invoker;
-use muon_types::Stream;
+use muon_runtime::{Invoker, LogLine};
 
 use crate::dispatch::Targets;
 use crate::workflows;
@@ -128,9 +127,12 @@ async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
         },
         None => None,
     };
-    if let Some(invoker) = &invoker {
-        tokio::spawn(print_logs(invoker.clone()));
-    }
+    // Follow the journal before anything runs, so that no function's line is missed.
+    let printer = invoker.as_ref().map(|invoker| {
+        let lines = invoker.journal().follow();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        (stop, tokio::spawn(print_logs(lines, stopped)))
+    });
     // The state machine is named after its file, in the characters Step Functions allows.
     let name: String = args
         .definition
@@ -149,8 +151,11 @@ async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let exe = Driver::new(Tasks::new(invoker))
         .run(Arc::new(definition), info(&name), input)
         .await?;
-    // Let the log printer catch up with the last invocation's lines.
-    tokio::task::yield_now().await;
+    // Every invocation has ended and been recorded: print what is left of their lines first.
+    if let Some((stop, printer)) = printer {
+        let _ = stop.send(());
+        let _ = printer.await;
+    }
     print(&exe, &args);
     Ok(match exe.status() {
         Status::Succeeded { .. } => ExitCode::SUCCESS,
@@ -410,15 +415,28 @@ impl Tasks {
     }
 }
 
-/// Prints what the functions write, to standard error.
-async fn print_logs(invoker: Invoker) {
-    let mut lines = invoker.journal().follow();
-    while let Ok(line) = lines.recv().await {
-        match line.stream {
-            Stream::Platform => {
-                eprintln!("[{}] {} ! {}", line.function, line.invocation, line.text)
-            }
-            _ => eprintln!("[{}] {}", line.function, line.text),
+/// Prints what the functions write, to standard error, until told to stop; then prints the lines
+/// already recorded and returns.
+async fn print_logs(
+    mut lines: tokio::sync::broadcast::Receiver<Arc<LogLine>>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    let show = |line: &LogLine| eprintln!("{}", crate::up::log_line(line));
+    loop {
+        tokio::select! {
+            line = lines.recv() => match line {
+                Ok(line) => show(&line),
+                Err(RecvError::Lagged(n)) => eprintln!("[muon] {n} log line(s) skipped"),
+                Err(RecvError::Closed) => return,
+            },
+            _ = &mut stop => loop {
+                match lines.try_recv() {
+                    Ok(line) => show(&line),
+                    Err(TryRecvError::Lagged(n)) => eprintln!("[muon] {n} log line(s) skipped"),
+                    Err(_) => return,
+                }
+            },
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use muon_manifest::{App, Function};
-use muon_runtime::{FunctionMeta, Invoker};
+use muon_runtime::{FunctionMeta, Invoker, LogLine};
 use muon_runtime_wasm::{Config, Engine, Pooling, Settings};
 use muon_types::Stream;
 use tokio::net::TcpListener;
@@ -112,7 +112,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     .with_flows(flows);
     print_ready(&app, &state, &gateway, &control, started);
     if !args.quiet {
-        tokio::spawn(print_logs(invoker.clone()));
+        tokio::spawn(print_logs(invoker.journal().follow()));
     }
     muon_server::serve(state, gateway, control, shutdown).await?;
     println!("muon: stopped");
@@ -292,21 +292,23 @@ fn print_ready(
 }
 
 /// Print what functions write, as it is recorded.
-async fn print_logs(invoker: Invoker) {
-    let mut lines = invoker.journal().follow();
+async fn print_logs(mut lines: tokio::sync::broadcast::Receiver<Arc<LogLine>>) {
     loop {
         match lines.recv().await {
-            Ok(line) => match line.stream {
-                Stream::Platform => {
-                    println!("[{}] {} ! {}", line.function, line.invocation, line.text)
-                }
-                _ => println!("[{}] {}", line.function, line.text),
-            },
+            Ok(line) => println!("{}", log_line(&line)),
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                 println!("muon: ({n} log lines not printed: output is slower than the functions)");
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+/// A guest's log line as `muon up` and `muon flows exec` print it.
+pub(crate) fn log_line(line: &LogLine) -> String {
+    match line.stream {
+        Stream::Platform => format!("[{}] {} ! {}", line.function, line.invocation, line.text),
+        _ => format!("[{}] {}", line.function, line.text),
     }
 }
 
