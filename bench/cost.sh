@@ -17,17 +17,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_EACH=${SECONDS_EACH:-10}
-TARGET=${CARGO_TARGET_DIR:-target}
-MUON=${MUON:-$TARGET/release/muon}
 for tool in valgrind callgrind_control wrk curl; do
   command -v "$tool" >/dev/null || { echo "$tool is needed (apt-get install valgrind wrk curl)"; exit 2; }
 done
-[ -x "$MUON" ] || { echo "build muon first: cargo build --release -p muon"; exit 2; }
-if [ -z "${WASM:-}" ]; then
-  (cd guests && cargo build --quiet --release --target wasm32-wasip2 -p hello)
-  WASM=$PWD/guests/target/wasm32-wasip2/release/hello.wasm
-fi
-WASM=$(realpath "$WASM")
+. bench/common.sh
 
 work=$(mktemp -d)
 pid=""
@@ -63,10 +56,6 @@ count() {
   echo "$name $((total / requests)) $requests"
 }
 
-app() { # app DIR EXTRA_TOML
-  mkdir -p "$1"
-  printf 'app = "bench"\n[[function]]\nname = "hello"\nruntime = "wasm"\nsource = "%s"\nroute = "/..."\n%s\n' "$WASM" "$2" > "$1/muon.toml"
-}
 app "$work/fresh" ""
 app "$work/reuse" "instance_reuse = 1000000000"
 

@@ -16,20 +16,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DUR=${DUR:-10}; ROUNDS=${ROUNDS:-3}; CONNS=${CONNS:-32}; THREADS=${THREADS:-2}
-TARGET=${CARGO_TARGET_DIR:-target}
-MUON=${MUON:-$TARGET/release/muon}
 LOADGEN=${LOADGEN:-wrk}; OHA=${OHA:-oha}
 if [ "$LOADGEN" = oha ]; then
   command -v "$OHA" >/dev/null || { echo "oha is needed (cargo install oha), or set OHA"; exit 2; }
 else
   command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)"; exit 2; }
 fi
-[ -x "$MUON" ] || { echo "build muon first: cargo build --release -p muon"; exit 2; }
-if [ -z "${WASM:-}" ]; then
-  (cd guests && cargo build --quiet --release --target wasm32-wasip2 -p hello)
-  WASM=$PWD/guests/target/wasm32-wasip2/release/hello.wasm
-fi
-WASM=$(realpath "$WASM")
+. bench/common.sh
 
 work=$(mktemp -d)
 pids=()
@@ -41,10 +34,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-app() { # app DIR EXTRA_TOML
-  mkdir -p "$1"
-  printf 'app = "bench"\n[[function]]\nname = "hello"\nruntime = "wasm"\nsource = "%s"\nroute = "/..."\n%s\n' "$WASM" "$2" > "$1/muon.toml"
-}
 
 names=(); ports=()
 start() { # start NAME PORT CMD...

@@ -63,7 +63,8 @@ struct Outcome {
     finished: oneshot::Receiver<Finished>,
 }
 
-async fn call(f: &WasmFunction, request: http::Request<muon_runtime::Body>) -> Outcome {
+/// A context for one invocation of `f`, and where its end is heard.
+fn context(f: &WasmFunction) -> (InvocationContext, oneshot::Receiver<Finished>) {
     let (tx, finished) = oneshot::channel();
     let cx = InvocationContext::new(
         InvocationId::random(),
@@ -72,6 +73,11 @@ async fn call(f: &WasmFunction, request: http::Request<muon_runtime::Body>) -> O
             let _ = tx.send(done);
         },
     );
+    (cx, finished)
+}
+
+async fn call(f: &WasmFunction, request: http::Request<muon_runtime::Body>) -> Outcome {
+    let (cx, finished) = context(f);
     let response = f.invoke(cx, request).await;
     Outcome { response, finished }
 }
@@ -312,14 +318,7 @@ async fn a_caller_that_goes_away_still_gets_its_invocation_ended() {
             ..settings("spin")
         },
     );
-    let (tx, finished) = oneshot::channel();
-    let cx = InvocationContext::new(
-        InvocationId::random(),
-        f.settings().name.clone(),
-        move |done| {
-            let _ = tx.send(done);
-        },
-    );
+    let (cx, finished) = context(&f);
     let gave_up = tokio::time::timeout(Duration::from_millis(50), f.invoke(cx, get("/"))).await;
     assert!(gave_up.is_err(), "the spinning guest cannot have answered");
     let finished = tokio::time::timeout(Duration::from_secs(5), finished)
