@@ -40,6 +40,10 @@ pub struct Args {
     /// Threads serving app traffic (default: one per core).
     #[arg(long, env = "MUON_WORKERS")]
     workers: Option<usize>,
+    /// Serve app connections through io_uring (Linux; HTTP/1.1 only): a worker's answers leave
+    /// in one system call. Falls back to epoll where the kernel refuses io_uring.
+    #[arg(long, env = "MUON_IO_URING")]
+    io_uring: bool,
     /// Don't print the functions' output (it is still kept for `muon logs`).
     #[arg(long, short)]
     quiet: bool,
@@ -105,6 +109,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             workers: args
                 .workers
                 .unwrap_or_else(muon_server::Config::default_workers),
+            io_uring: args.io_uring,
         },
         invoker.clone(),
     )

@@ -73,7 +73,21 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let workers = Workers::start(state.inner.config.workers.max(1))?;
+    let count = state.inner.config.workers.max(1);
+    #[cfg(target_os = "linux")]
+    let uring = match state.inner.config.io_uring.then(crate::uring::available) {
+        Some(Ok(())) => Some(crate::uring::Workers::start(count)?),
+        Some(Err(e)) => {
+            tracing::warn!("io_uring is not available ({e}); serving with epoll");
+            None
+        }
+        None => None,
+    };
+    #[cfg(not(target_os = "linux"))]
+    if state.inner.config.io_uring {
+        tracing::warn!("io_uring is only on Linux; serving with epoll");
+    }
+    let workers = Workers::start(count)?;
     let mut next = 0usize;
     loop {
         let (stream, _) = tokio::select! {
@@ -100,6 +114,11 @@ pub async fn serve(
         let state = state.clone();
         let watcher = graceful.watcher();
         next = next.wrapping_add(1);
+        #[cfg(target_os = "linux")]
+        if let Some(uring) = &uring {
+            uring.spawn(next, stream, state, watcher);
+            continue;
+        }
         workers.spawn(next, async move {
             let stream = match tokio::net::TcpStream::from_std(stream) {
                 Ok(s) => s,
@@ -127,6 +146,8 @@ pub async fn serve(
         tracing::warn!("requests still in flight after {DRAIN:?}; stopping anyway");
     }
     workers.stop();
+    #[cfg(target_os = "linux")]
+    drop(uring);
     Ok(())
 }
 
@@ -170,7 +191,10 @@ impl Workers {
     }
 }
 
-async fn handle(state: State, request: http::Request<Incoming>) -> muon_runtime::Response {
+pub(crate) async fn handle(
+    state: State,
+    request: http::Request<Incoming>,
+) -> muon_runtime::Response {
     let Some(function) = state.inner.routes.lookup(request.uri().path()).cloned() else {
         return error_response(
             http::StatusCode::NOT_FOUND,

@@ -11,6 +11,8 @@ mod eventbridge;
 mod events;
 mod flows;
 mod gateway;
+#[cfg(target_os = "linux")]
+mod uring;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +36,9 @@ pub struct Config {
     pub max_body: u64,
     /// Threads serving app traffic, each with its own single-threaded runtime.
     pub workers: usize,
+    /// Serve app connections through io_uring (Linux, HTTP/1.1), falling back to epoll where
+    /// the kernel refuses it.
+    pub io_uring: bool,
 }
 
 impl Config {
