@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Requests/s and latency under concurrent load, side by side, measured in one run:
-#   muon (a fresh isolate per request), muon (instance reuse), wasmtime serve on the same
-#   component (fresh instance, and instance reuse), and a plain hyper "hello" server (the ceiling).
+#   muon (a fresh isolate per request), muon (instance reuse, with epoll and with --io-uring),
+#   wasmtime serve on the same component (fresh instance, and instance reuse), and a plain hyper
+#   "hello" server (the ceiling).
 # Every server listens on 127.0.0.1 only; each is stopped at the end.
 #
 # Usage: bench/http.sh            (from the repository root, after `cargo build --release -p muon`)
@@ -49,8 +50,10 @@ start() { # start NAME PORT CMD...
 
 app "$work/fresh" ""
 app "$work/reuse" "instance_reuse = 1000000000"
+app "$work/reuse-uring" "instance_reuse = 1000000000"
 start muon-fresh 9181 "$MUON" up "$work/fresh" --quiet --listen 127.0.0.1:9181 --control 127.0.0.1:9191 --cache-dir "$work/cache"
 start muon-reuse 9182 "$MUON" up "$work/reuse" --quiet --listen 127.0.0.1:9182 --control 127.0.0.1:9192 --cache-dir "$work/cache"
+start muon-reuse-uring 9186 "$MUON" up "$work/reuse-uring" --io-uring --quiet --listen 127.0.0.1:9186 --control 127.0.0.1:9196 --cache-dir "$work/cache"
 if [ -n "${WASMTIME:-}" ] && [ -x "$WASMTIME" ]; then
   start wasmtime-serve 9183 "$WASMTIME" serve -S cli --addr 127.0.0.1:9183 "$WASM"
   start wasmtime-reuse 9184 "$WASMTIME" serve -S cli --max-instance-reuse-count 1000000000 --addr 127.0.0.1:9184 "$WASM"
