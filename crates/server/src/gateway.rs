@@ -8,6 +8,7 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::Watcher;
 use muon_manifest::Route;
 use muon_types::FunctionName;
 use tokio::net::TcpListener;
@@ -73,21 +74,7 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let count = state.inner.config.workers.max(1);
-    #[cfg(target_os = "linux")]
-    let uring = match state.inner.config.io_uring.then(crate::uring::available) {
-        Some(Ok(())) => Some(crate::uring::Workers::start(count)?),
-        Some(Err(e)) => {
-            tracing::warn!("io_uring is not available ({e}); serving with epoll");
-            None
-        }
-        None => None,
-    };
-    #[cfg(not(target_os = "linux"))]
-    if state.inner.config.io_uring {
-        tracing::warn!("io_uring is only on Linux; serving with epoll");
-    }
-    let workers = Workers::start(count)?;
+    let workers = Pool::start(&state.inner.config)?;
     let mut next = 0usize;
     loop {
         let (stream, _) = tokio::select! {
@@ -111,32 +98,8 @@ pub async fn serve(
                 continue;
             }
         };
-        let state = state.clone();
-        let watcher = graceful.watcher();
         next = next.wrapping_add(1);
-        #[cfg(target_os = "linux")]
-        if let Some(uring) = &uring {
-            uring.spawn(next, stream, state, watcher);
-            continue;
-        }
-        workers.spawn(next, async move {
-            let stream = match tokio::net::TcpStream::from_std(stream) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!("cannot register a connection: {e}");
-                    return;
-                }
-            };
-            let service = hyper::service::service_fn(move |request| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(state, request).await) }
-            });
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!("connection ended with an error: {e}");
-            }
-        });
+        workers.hand(next, stream, state.clone(), graceful.watcher());
     }
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown())
@@ -146,9 +109,64 @@ pub async fn serve(
         tracing::warn!("requests still in flight after {DRAIN:?}; stopping anyway");
     }
     workers.stop();
-    #[cfg(target_os = "linux")]
-    drop(uring);
     Ok(())
+}
+
+/// The worker threads connections are handed to: epoll (tokio's reactor), or io_uring when asked
+/// for and the kernel allows it.
+enum Pool {
+    Epoll(Workers),
+    #[cfg(target_os = "linux")]
+    Uring(crate::uring::Workers),
+}
+
+impl Pool {
+    fn start(config: &crate::Config) -> std::io::Result<Self> {
+        let count = config.workers.max(1);
+        if config.io_uring {
+            #[cfg(target_os = "linux")]
+            match crate::uring::available() {
+                Ok(()) => return crate::uring::Workers::start(count).map(Self::Uring),
+                Err(e) => tracing::warn!("io_uring is not available ({e}); serving with epoll"),
+            }
+            #[cfg(not(target_os = "linux"))]
+            tracing::warn!("io_uring is only on Linux; serving with epoll");
+        }
+        Workers::start(count).map(Self::Epoll)
+    }
+
+    fn hand(&self, n: usize, stream: std::net::TcpStream, state: State, watcher: Watcher) {
+        match self {
+            Self::Epoll(workers) => workers.spawn(n, serve_connection(stream, state, watcher)),
+            #[cfg(target_os = "linux")]
+            Self::Uring(workers) => workers.spawn(n, stream, state, watcher),
+        }
+    }
+
+    /// Stop the threads (the io_uring ones stop once their connections' sender is gone).
+    fn stop(self) {
+        match self {
+            Self::Epoll(workers) => workers.stop(),
+            #[cfg(target_os = "linux")]
+            Self::Uring(workers) => drop(workers),
+        }
+    }
+}
+
+/// Serve one connection on an epoll worker: HTTP/1.1 and HTTP/2 (prior knowledge), with upgrades.
+async fn serve_connection(stream: std::net::TcpStream, state: State, watcher: Watcher) {
+    let stream = match tokio::net::TcpStream::from_std(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot register a connection: {e}");
+            return;
+        }
+    };
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service(state));
+    if let Err(e) = watcher.watch(connection.into_owned()).await {
+        tracing::debug!("connection ended with an error: {e}");
+    }
 }
 
 /// Threads running single-threaded runtimes, each until it is told to stop.
@@ -191,10 +209,22 @@ impl Workers {
     }
 }
 
-pub(crate) async fn handle(
+/// The app service, whatever serves the connection: every request goes to [`handle`].
+pub(crate) fn service(
     state: State,
-    request: http::Request<Incoming>,
-) -> muon_runtime::Response {
+) -> impl hyper::service::Service<
+    http::Request<Incoming>,
+    Response = muon_runtime::Response,
+    Error = Infallible,
+    Future: Send,
+> {
+    hyper::service::service_fn(move |request| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(handle(state, request).await) }
+    })
+}
+
+async fn handle(state: State, request: http::Request<Incoming>) -> muon_runtime::Response {
     let Some(function) = state.inner.routes.lookup(request.uri().path()).cloned() else {
         return error_response(
             http::StatusCode::NOT_FOUND,

@@ -12,7 +12,6 @@
 //! (tokio-uring's `SharedFd`), so a reused file descriptor never receives another connection's
 //! bytes.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -75,11 +74,8 @@ async fn serve(stream: std::net::TcpStream, state: State, watcher: Watcher) {
         return;
     }
     let io = Io::new(tokio_uring::net::TcpStream::from_std(stream));
-    let service = hyper::service::service_fn(move |request| {
-        let state = state.clone();
-        async move { Ok::<_, Infallible>(crate::gateway::handle(state, request).await) }
-    });
-    let connection = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+    let connection = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, crate::gateway::service(state));
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!("connection ended with an error: {e}");
     }
