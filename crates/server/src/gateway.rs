@@ -126,7 +126,9 @@ impl Pool {
         if config.io_uring {
             #[cfg(target_os = "linux")]
             match crate::uring::available() {
-                Ok(()) => return crate::uring::Workers::start(count).map(Self::Uring),
+                Ok(cooperative) => {
+                    return crate::uring::Workers::start(count, cooperative).map(Self::Uring);
+                }
                 Err(e) => tracing::warn!("io_uring is not available ({e}); serving with epoll"),
             }
             #[cfg(not(target_os = "linux"))]

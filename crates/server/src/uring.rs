@@ -6,6 +6,10 @@
 //! submits the operations a worker queued during one turn of its scheduler together, when the
 //! worker parks, so the answers of a batch of requests leave in one system call.
 //!
+//! Where the kernel allows it (Linux 6.0 and later), a worker's ring is cooperative: a client's
+//! request completes the worker's receive at the worker's next system call instead of
+//! interrupting it, and only the worker's thread submits (`COOP_TASKRUN`, `SINGLE_ISSUER`).
+//!
 //! Writes are write-behind: `poll_write` copies the bytes, queues the send and returns at once;
 //! `poll_flush` (which hyper calls after every response) waits for it. An operation that is
 //! dropped in flight keeps its buffer and its socket open until the kernel is done with it
@@ -27,9 +31,31 @@ type Op = Pin<Box<dyn Future<Output = (io::Result<usize>, Vec<u8>)>>>;
 /// What a worker is handed: an accepted connection, the server state and its shutdown watcher.
 type Handoff = (std::net::TcpStream, State, Watcher);
 
-/// Whether this kernel lets us set up an io_uring (it can be disabled by sysctl or seccomp).
-pub(crate) fn available() -> io::Result<()> {
-    io_uring::IoUring::new(8).map(drop)
+/// Whether this kernel lets us set up an io_uring (it can be disabled by sysctl or seccomp), and
+/// whether it takes `cooperative()`'s flags (Linux 6.0 and later).
+pub(crate) fn available() -> io::Result<bool> {
+    if cooperative().build(8).is_ok() {
+        return Ok(true);
+    }
+    io_uring::IoUring::new(8).map(|_| false)
+}
+
+/// A worker's ring, where the kernel allows it: a completion waits for the worker's next system
+/// call instead of interrupting it (`COOP_TASKRUN`: no inter-processor interrupt from the
+/// client's send, which on a VM is an exit to the hypervisor), and only the worker's thread
+/// submits (`SINGLE_ISSUER`).
+fn cooperative() -> io_uring::Builder {
+    let mut setup = io_uring::IoUring::builder();
+    setup.setup_coop_taskrun().setup_single_issuer();
+    setup
+}
+
+fn runtime(cooperative_ring: bool) -> tokio_uring::Builder {
+    let mut builder = tokio_uring::builder();
+    if cooperative_ring {
+        builder.uring_builder(&cooperative());
+    }
+    builder
 }
 
 /// Threads each running a tokio-uring runtime; they stop when this is dropped.
@@ -38,7 +64,7 @@ pub(crate) struct Workers {
 }
 
 impl Workers {
-    pub(crate) fn start(count: usize) -> io::Result<Self> {
+    pub(crate) fn start(count: usize, cooperative: bool) -> io::Result<Self> {
         let mut senders = Vec::with_capacity(count);
         for i in 0..count {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Handoff>();
@@ -46,7 +72,7 @@ impl Workers {
             std::thread::Builder::new()
                 .name(format!("muon-gateway-{i}"))
                 .spawn(move || {
-                    tokio_uring::start(async move {
+                    runtime(cooperative).start(async move {
                         while let Some((stream, state, watcher)) = rx.recv().await {
                             tokio_uring::spawn(serve(stream, state, watcher));
                         }
