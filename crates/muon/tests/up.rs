@@ -351,8 +351,6 @@ fn ctrl_c_stops_cleanly() {
     }
 }
 
-/// POST `chunks` chunks of `size` bytes with no declared length, over a raw socket (the server
-/// may answer before it has read them all), and return the status code.
 #[test]
 fn io_uring_serves_the_same_app() {
     // `--io-uring` changes how connections are read and written, nothing else: the same answers,
@@ -383,6 +381,7 @@ fn io_uring_serves_the_same_app() {
     assert_eq!(json(response)["error"], "trap");
     let response = http.get(format!("{}/spin", up.gateway)).send().unwrap();
     assert_eq!(response.status(), 504);
+    assert_serves_h2c(&up.gateway);
     // Many connections at once, each with several requests.
     let threads: Vec<_> = (0..8)
         .map(|_| {
@@ -401,6 +400,44 @@ fn io_uring_serves_the_same_app() {
     }
 }
 
+#[test]
+fn http2_with_prior_knowledge_is_served() {
+    let up = Up::start(&app(), &[]);
+    assert_serves_h2c(&up.gateway);
+}
+
+/// HTTP/2 without TLS (prior knowledge): requests on one connection, streamed bodies included,
+/// and the same failures as over HTTP/1.1.
+fn assert_serves_h2c(gateway: &str) {
+    let http = reqwest::blocking::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        let response = http.get(format!("{gateway}/hello")).send().unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().contains_key("x-muon-invocation-id"));
+        assert_eq!(response.text().unwrap(), "Hello, world!\n");
+    }
+    let body: Vec<u8> = (0..40_000u32).map(|i| (i % 249) as u8).collect();
+    let response = http
+        .post(format!("{gateway}/echo/h2"))
+        .body(body.clone())
+        .send()
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().unwrap().as_ref(), body.as_slice());
+    let response = http.get(format!("{gateway}/trap")).send().unwrap();
+    assert_eq!(response.status(), 500);
+    let response = http.get(format!("{gateway}/nowhere")).send().unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+/// POST `chunks` chunks of `size` bytes with no declared length, over a raw socket (the server
+/// may answer before it has read them all), and return the status code.
 fn chunked_post_status(gateway: &str, path: &str, chunks: usize, size: usize) -> u16 {
     use std::io::{Read, Write};
     let addr = gateway.trim_start_matches("http://");

@@ -1,5 +1,5 @@
 //! App connections over io_uring (`muon up --io-uring`): one tokio-uring runtime per worker
-//! thread, HTTP/1.1 only.
+//! thread, HTTP/1.1 and HTTP/2 with prior knowledge (h2c).
 //!
 //! Why: under load, what costs most besides the guest is waking the client once per answer (each
 //! `writev` of an answer wakes it, and on a VM that is an IPI or a preemption). tokio-uring
@@ -100,10 +100,22 @@ async fn serve(stream: std::net::TcpStream, state: State, watcher: Watcher) {
         return;
     }
     let io = Io::new(tokio_uring::net::TcpStream::from_std(stream));
-    let connection = hyper::server::conn::http1::Builder::new()
-        .serve_connection(io, crate::gateway::service(state));
-    if let Err(e) = watcher.watch(connection).await {
+    // HTTP/1.1 and HTTP/2 with prior knowledge, as on epoll workers; no upgrades, since an
+    // upgraded connection must be able to move between threads and this one cannot.
+    let builder = hyper_util::server::conn::auto::Builder::new(Local);
+    let connection = builder.serve_connection(io, crate::gateway::service(state));
+    if let Err(e) = watcher.watch(connection.into_owned()).await {
         tracing::debug!("connection ended with an error: {e}");
+    }
+}
+
+/// Runs HTTP/2 streams as tasks of the worker that holds their connection.
+#[derive(Clone, Copy)]
+struct Local;
+
+impl<F: Future + 'static> hyper::rt::Executor<F> for Local {
+    fn execute(&self, future: F) {
+        tokio::task::spawn_local(future);
     }
 }
 
