@@ -40,8 +40,8 @@ pub struct Args {
     /// Threads serving app traffic (default: one per core).
     #[arg(long, env = "MUON_WORKERS")]
     workers: Option<usize>,
-    /// Serve app connections through io_uring (Linux; HTTP/1.1 only): a worker's answers leave
-    /// in one system call. Falls back to epoll where the kernel refuses io_uring.
+    /// Serve app connections through io_uring (Linux; HTTP/1.1 and h2c, no upgrades): a worker's
+    /// answers leave in one system call. Falls back to epoll where the kernel refuses io_uring.
     #[arg(long, env = "MUON_IO_URING")]
     io_uring: bool,
     /// Don't print the functions' output (it is still kept for `muon logs`).

@@ -36,8 +36,8 @@ pub struct Config {
     pub max_body: u64,
     /// Threads serving app traffic, each with its own single-threaded runtime.
     pub workers: usize,
-    /// Serve app connections through io_uring (Linux, HTTP/1.1), falling back to epoll where
-    /// the kernel refuses it.
+    /// Serve app connections through io_uring (Linux; HTTP/1.1 and h2c, no upgrades), falling
+    /// back to epoll where the kernel refuses it.
     pub io_uring: bool,
 }
 
