@@ -2,9 +2,30 @@
 //! call once at validation, evaluating it at run time.
 
 use crate::path::Path;
-use crate::scope::Scope;
+use crate::scope::{Scope, TooBig};
 use base64::Engine as _;
 use serde_json::Value;
+
+/// Why an intrinsic call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// `States.IntrinsicFailure`: the call is wrong for its arguments.
+    Failed(String),
+    /// `States.DataLimitExceeded`: it would build more than the payload limit.
+    TooBig,
+}
+
+impl From<String> for Error {
+    fn from(why: String) -> Error {
+        Error::Failed(why)
+    }
+}
+
+impl From<TooBig> for Error {
+    fn from(_: TooBig) -> Error {
+        Error::TooBig
+    }
+}
 
 /// How deeply intrinsic calls may nest.
 pub const MAX_NESTING: usize = 10;
@@ -109,11 +130,14 @@ impl Call {
         Ok(call)
     }
 
-    /// Evaluates the call.
-    pub fn eval(&self, scope: &mut Scope<'_>) -> Result<Value, String> {
+    /// Evaluates the call. Its arguments are charged to the scope's budget as
+    /// they are made, then given back while the result is built against the
+    /// same budget.
+    pub fn eval(&self, scope: &mut Scope<'_>) -> Result<Value, Error> {
+        let before = scope.budget();
         let mut args = Vec::with_capacity(self.args.len());
         for a in &self.args {
-            args.push(match a {
+            let v = match a {
                 Arg::Literal(v) => v.clone(),
                 Arg::Path(p) => scope.select(p).map_err(|m| {
                     format!(
@@ -123,9 +147,16 @@ impl Call {
                     )
                 })?,
                 Arg::Call(c) => c.eval(scope)?,
-            });
+            };
+            scope.charge(&v)?;
+            args.push(v);
         }
-        apply(self.function, &self.name, args, scope)
+        // The result may take what the arguments took (both exist at once only while it is
+        // built, so at most twice the budget is ever held).
+        scope.refund_to(before);
+        let out = apply(self.function, &self.name, args, scope)?;
+        scope.charge(&out)?;
+        Ok(out)
     }
 }
 
@@ -296,12 +327,55 @@ fn format_arg(v: &Value) -> String {
     }
 }
 
+/// Hashes a JSON value so that equal values (objects in any key order) hash alike.
+fn hash_value(v: &Value, h: &mut impl std::hash::Hasher) {
+    use std::hash::{Hash, Hasher};
+    match v {
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => (1u8, b).hash(h),
+        Value::Number(n) => (2u8, n.to_string()).hash(h),
+        Value::String(s) => (3u8, s).hash(h),
+        Value::Array(items) => {
+            (4u8, items.len()).hash(h);
+            items.iter().for_each(|i| hash_value(i, h));
+        }
+        Value::Object(map) => {
+            // Key order does not make objects differ: combine the entries' hashes commutatively.
+            let mut sum = 0u64;
+            for (k, i) in map {
+                let mut e = std::collections::hash_map::DefaultHasher::new();
+                k.hash(&mut e);
+                hash_value(i, &mut e);
+                sum = sum.wrapping_add(e.finish());
+            }
+            (5u8, map.len(), sum).hash(h);
+        }
+    }
+}
+
+/// The distinct items of `items`, first occurrence first, in linear expected time.
+fn unique(items: &[Value]) -> Vec<Value> {
+    use std::hash::Hasher;
+    let mut seen: std::collections::HashMap<u64, Vec<usize>> = Default::default();
+    let mut out: Vec<Value> = Vec::new();
+    for v in items {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        hash_value(v, &mut h);
+        let bucket = seen.entry(h.finish()).or_default();
+        if !bucket.iter().any(|&i| out[i] == *v) {
+            bucket.push(out.len());
+            out.push(v.clone());
+        }
+    }
+    out
+}
+
 fn apply(
     function: Function,
     name: &str,
     mut args: Vec<Value>,
     scope: &mut Scope<'_>,
-) -> Result<Value, String> {
+) -> Result<Value, Error> {
     use Function::*;
     Ok(match function {
         Format => {
@@ -309,6 +383,8 @@ fn apply(
             let mut out = String::new();
             let mut rest = args[1..].iter();
             let mut chars = template.chars().peekable();
+            // The text is charged as it grows, so a template cannot build past the limit.
+            let limit = scope.budget();
             while let Some(c) = chars.next() {
                 match c {
                     '\\' if matches!(chars.peek(), Some('{' | '}' | '\\' | '\'')) => {
@@ -319,15 +395,19 @@ fn apply(
                         let v = rest.next().ok_or_else(|| {
                             format!("{name}: the template has more '{{}}' than arguments")
                         })?;
-                        out.push_str(&format_arg(v));
+                        match v {
+                            Value::String(s) => out.push_str(s),
+                            other => out.push_str(&other.to_string()),
+                        }
                     }
                     c => out.push(c),
                 }
+                if out.len() > limit {
+                    return Err(Error::TooBig);
+                }
             }
             if rest.next().is_some() {
-                return Err(format!(
-                    "{name}: more arguments than '{{}}' in the template"
-                ));
+                return Err(format!("{name}: more arguments than '{{}}' in the template").into());
             }
             Value::String(out)
         }
@@ -348,7 +428,7 @@ fn apply(
                 .ok_or_else(|| format!("{name}: expected an array"))?;
             let size = int_arg(name, &args[1])?;
             if size <= 0 {
-                return Err(format!("{name}: the chunk size must be positive"));
+                return Err(format!("{name}: the chunk size must be positive").into());
             }
             Value::Array(
                 arr.chunks(size as usize)
@@ -367,14 +447,14 @@ fn apply(
             let end = int_arg(name, &args[1])?;
             let step = int_arg(name, &args[2])?;
             if step == 0 {
-                return Err(format!("{name}: the step must not be 0"));
+                return Err(format!("{name}: the step must not be 0").into());
             }
             let mut out = Vec::new();
             let mut k = start;
             while (step > 0 && k <= end) || (step < 0 && k >= end) {
                 out.push(Value::from(k));
                 if out.len() > 1000 {
-                    return Err(format!("{name}: the range has more than 1000 items"));
+                    return Err(format!("{name}: the range has more than 1000 items").into());
                 }
                 k += step;
             }
@@ -401,13 +481,7 @@ fn apply(
             let arr = args[0]
                 .as_array()
                 .ok_or_else(|| format!("{name}: expected an array"))?;
-            let mut out: Vec<Value> = Vec::new();
-            for v in arr {
-                if !out.contains(v) {
-                    out.push(v.clone());
-                }
-            }
-            Value::Array(out)
+            Value::Array(unique(arr))
         }
         Base64Encode => Value::String(
             base64::engine::general_purpose::STANDARD.encode(str_arg(name, &args[0])?),
@@ -432,13 +506,13 @@ fn apply(
                 other => {
                     return Err(format!(
                         "{name}: unsupported algorithm '{other}' (MD5, SHA-1, SHA-256, SHA-384, SHA-512)"
-                    ));
+                    ).into());
                 }
             })
         }
         JsonMerge => {
             if args[2] != Value::Bool(false) {
-                return Err(format!("{name}: deep merge is not supported; pass false"));
+                return Err(format!("{name}: deep merge is not supported; pass false").into());
             }
             let b = args.swap_remove(1);
             let a = args.swap_remove(0);
@@ -449,7 +523,7 @@ fn apply(
                     }
                     Value::Object(a)
                 }
-                _ => return Err(format!("{name}: both arguments must be objects")),
+                _ => return Err(format!("{name}: both arguments must be objects").into()),
             }
         }
         MathRandom => {
@@ -466,7 +540,7 @@ fn apply(
                     .ok_or_else(|| format!("{name}: expected a number"))
             })?;
             if hi <= lo {
-                return Err(format!("{name}: the end must be greater than the start"));
+                return Err(format!("{name}: the end must be greater than the start").into());
             }
             let r = match args.get(2) {
                 Some(seed) => {
@@ -484,13 +558,17 @@ fn apply(
             let b = args[1]
                 .as_f64()
                 .ok_or_else(|| format!("{name}: expected a number"))?;
-            Value::from(java_round(a) + java_round(b))
+            java_round(a)
+                .checked_add(java_round(b))
+                .filter(|_| a.is_finite() && b.is_finite())
+                .map(Value::from)
+                .ok_or_else(|| format!("{name}: the sum of {a} and {b} is out of range"))?
         }
         StringSplit => {
             let s = str_arg(name, &args[0])?;
-            let d = str_arg(name, &args[1])?;
+            let d: std::collections::HashSet<char> = str_arg(name, &args[1])?.chars().collect();
             Value::Array(
-                s.split(|c| d.contains(c))
+                s.split(|c| d.contains(&c))
                     .filter(|p| !p.is_empty())
                     .map(|p| Value::String(p.to_owned()))
                     .collect(),
@@ -506,7 +584,7 @@ mod tests {
     use crate::rng::Rng;
     use serde_json::json;
 
-    fn eval(text: &str, input: Value) -> Result<Value, String> {
+    fn eval(text: &str, input: Value) -> Result<Value, Error> {
         let call = Call::parse(text)?;
         let ctx = json!({"StateMachine": {"Name": "a-b-c"}});
         let mut rng = Rng::new(7);
@@ -515,9 +593,56 @@ mod tests {
     }
 
     #[test]
+    fn format_stops_at_the_payload_limit_while_it_builds() {
+        // 2,000 placeholders over a 200 KB input: 400 MB if built whole.
+        let big = "x".repeat(200_000);
+        let text = format!(
+            "States.Format('{}', {})",
+            "{}".repeat(2000),
+            vec!["$.big"; 2000].join(", ")
+        );
+        assert_eq!(eval(&text, json!({ "big": big })), Err(Error::TooBig));
+        // Arguments alone are bounded too: States.Array of the same.
+        let text = format!("States.Array({})", vec!["$.big"; 2000].join(", "));
+        assert_eq!(
+            eval(&text, json!({ "big": "x".repeat(200_000) })),
+            Err(Error::TooBig)
+        );
+        // A result near the limit is fine.
+        let text = "States.Format('{}{}', $.big, $.big)";
+        let out = eval(text, json!({ "big": "y".repeat(100_000) })).unwrap();
+        assert_eq!(out.as_str().unwrap().len(), 200_000);
+    }
+
+    #[test]
+    fn array_unique_is_linear_and_ignores_key_order() {
+        let items: Vec<Value> = (0..50_000).map(|i| json!(i % 1000)).collect();
+        let out = eval("States.ArrayUnique($.a)", json!({ "a": items })).unwrap();
+        assert_eq!(out.as_array().unwrap().len(), 1000);
+        let out = eval(
+            "States.ArrayUnique($.a)",
+            json!({"a": [{"x": 1, "y": 2}, {"y": 2, "x": 1}, 1, 1.0, "1", [1], [1]]}),
+        )
+        .unwrap();
+        assert_eq!(out, json!([{"x": 1, "y": 2}, 1, 1.0, "1", [1]]));
+    }
+
+    #[test]
+    fn math_add_does_not_wrap() {
+        assert!(matches!(
+            eval(&format!("States.MathAdd({}, 1)", i64::MAX), json!({})),
+            Err(Error::Failed(_))
+        ));
+        assert_eq!(
+            eval("States.MathAdd(2147483647, 1)", json!({})).unwrap(),
+            json!(2147483648i64)
+        );
+    }
+
+    #[test]
     fn every_function() {
         let i = json!({"a": [1, 2, 2, 3], "s": "x,y", "o": {"k": 1}});
-        let check = |t: &str, want: Value| assert_eq!(eval(t, i.clone()).unwrap(), want, "{t}");
+        let check = |t: &str, want: Value| assert_eq!(eval(t, i.clone()), Ok(want), "{t}");
         check("States.Format('{} and {}', 1, 'b')", json!("1 and b"));
         check("States.Format('\\{\\}{}', $.s)", json!("{}x,y"));
         check("States.StringToJson('{\"a\": 1}')", json!({"a": 1}));

@@ -26,26 +26,42 @@ impl Expr {
     }
 
     /// Evaluates the expression; `field` names the field for error messages.
+    /// What it makes is charged to the scope's budget.
     pub fn eval(&self, scope: &mut Scope<'_>, field: &str) -> Result<Value, Failure> {
         match self {
-            Expr::Path(p) => scope.select(p).map_err(|_| {
-                Failure::runtime(format!(
-                    "The JSONPath '{}' specified for the field '{field}' could not be found in the input '{}'",
-                    p.as_str(),
-                    scope.data
-                ))
-            }),
-            Expr::Call(c) => c.eval(scope).map_err(|why| {
-                Failure::new(
-                    "States.IntrinsicFailure",
+            Expr::Path(p) => {
+                let v = scope.select(p).map_err(|_| {
+                    Failure::runtime(format!(
+                        "The JSONPath '{}' specified for the field '{field}' could not be found in the input '{}'",
+                        p.as_str(),
+                        scope.data
+                    ))
+                })?;
+                scope.charge(&v).map_err(|_| too_big(field))?;
+                Ok(v)
+            }
+            Expr::Call(c) => c.eval(scope).map_err(|e| match e {
+                intrinsic::Error::TooBig => too_big(field),
+                intrinsic::Error::Failed(why) => Failure::new(
+                    crate::errors::INTRINSIC_FAILURE,
                     format!(
                         "The evaluation of the intrinsic function '{}' for the field '{field}' failed: {why}",
                         c.name
                     ),
-                )
+                ),
             }),
         }
     }
+}
+
+fn too_big(field: &str) -> Failure {
+    Failure::new(
+        crate::errors::DATA_LIMIT_EXCEEDED,
+        format!(
+            "The value built for the field '{field}' exceeds the maximum size of {} bytes.",
+            crate::MAX_PAYLOAD_BYTES
+        ),
+    )
 }
 
 /// A parsed payload template.
@@ -115,7 +131,10 @@ impl Template {
     /// Builds the payload.
     pub fn eval(&self, scope: &mut Scope<'_>) -> Result<Value, Failure> {
         Ok(match self {
-            Template::Literal(v) => v.clone(),
+            Template::Literal(v) => {
+                scope.charge(v).map_err(|_| too_big("(literal)"))?;
+                v.clone()
+            }
             Template::Object(fields) => {
                 let mut out = Map::with_capacity(fields.len());
                 for (k, t) in fields {
