@@ -513,10 +513,23 @@ fn parse_wildcard(text: &str) -> Result<Wildcard, Error> {
     Ok(wildcard)
 }
 
+/// How many automaton states (each weighed by its size) the complexity check
+/// may visit before it calls the wildcard too complex: the check's own work
+/// stays bounded, whatever the wildcard.
+const MAX_COMPLEXITY_WORK: usize = 200_000;
+
 /// The most `*` states of the wildcard's automaton that some input keeps
 /// active at once (after event-ruler's `MachineComplexityEvaluator`, but
-/// counting only states sitting on a `*`).
+/// counting only states sitting on a `*`), or `MAX_WILDCARD_COMPLEXITY + 1`
+/// as soon as it is known to exceed the limit or the search would cost more
+/// than [`MAX_COMPLEXITY_WORK`].
 fn wildcard_complexity(w: &Wildcard) -> usize {
+    let too_complex = MAX_WILDCARD_COMPLEXITY + 1;
+    // No input keeps more `*` states alive than there are `*`s.
+    let stars_written = w.pieces.len() - 1;
+    if stars_written <= MAX_WILDCARD_COMPLEXITY {
+        return stars_written;
+    }
     // Positions 0..=n over the literal bytes; `star[i]` says a `*` precedes byte i.
     let mut bytes = Vec::new();
     let mut star = Vec::new();
@@ -537,19 +550,22 @@ fn wildcard_complexity(w: &Wildcard) -> usize {
         a.dedup();
         a
     };
-    let start = vec![0usize];
+    let on_star = |p: usize| (p < n && star[p]) || (p == n && trailing_star);
     let mut seen = std::collections::HashSet::new();
-    let mut queue = vec![start];
+    seen.insert(vec![0usize]);
+    let mut queue = vec![vec![0usize]];
+    let mut work = 0usize;
     let mut max = 0;
     while let Some(state) = queue.pop() {
-        if !seen.insert(state.clone()) || seen.len() > 10_000 {
-            continue;
-        }
-        let stars = state
-            .iter()
-            .filter(|&&p| (p < n && star[p]) || (p == n && trailing_star))
-            .count();
+        let stars = state.iter().filter(|&&p| on_star(p)).count();
         max = max.max(stars);
+        if max > MAX_WILDCARD_COMPLEXITY {
+            return too_complex;
+        }
+        work += state.len() * alphabet.len();
+        if work > MAX_COMPLEXITY_WORK {
+            return too_complex;
+        }
         for &c in &alphabet {
             let mut next: Vec<usize> = Vec::new();
             for &p in &state {
@@ -557,13 +573,14 @@ fn wildcard_complexity(w: &Wildcard) -> usize {
                     next.push(p + 1);
                 }
                 // A star before byte p (or trailing) lets p stay put.
-                if (p < n && star[p]) || (p == n && trailing_star) {
+                if on_star(p) {
                     next.push(p);
                 }
             }
             next.sort_unstable();
             next.dedup();
-            if !next.is_empty() {
+            if !next.is_empty() && !seen.contains(&next) {
+                seen.insert(next.clone());
                 queue.push(next);
             }
         }

@@ -239,6 +239,32 @@ fn wildcard() {
         reason(r#"{"a":[{"wildcard":"*:*:*:*:*:event-bus/*"}]}"#)
             .starts_with("Rule is too complex")
     );
+    assert!(Pattern::parse(r#"{"a":[{"wildcard":"a*b*c*d*e"}]}"#).is_ok());
+}
+
+#[test]
+fn the_complexity_check_is_bounded_work() {
+    // ~1000 stars in a 2 KB pattern once took seconds and most of a gigabyte to judge. Each shape
+    // is refused as too complex; the check's work is capped (MAX_COMPLEXITY_WORK), so this test
+    // finishes at once whatever the shape.
+    for piece in ["a*", "ab*", "*a", "a*b*"] {
+        let wildcard = piece.repeat(2000 / piece.len() / 2 * 2 / 2);
+        let p = format!(r#"{{"a":[{{"wildcard":"{wildcard}"}}]}}"#);
+        assert!(
+            reason(&p).starts_with("Rule is too complex"),
+            "{piece}: {}",
+            reason(&p)
+        );
+    }
+    let distinct: String = (0..500)
+        .map(|i| format!("{}*", char::from(b'a' + (i % 26) as u8)))
+        .collect();
+    let p = format!(r#"{{"a":[{{"wildcard":"{distinct}"}}]}}"#);
+    assert!(
+        reason(&p).starts_with("Rule is too complex"),
+        "{}",
+        reason(&p)
+    );
 }
 
 #[test]
