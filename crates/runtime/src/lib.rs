@@ -12,6 +12,7 @@
 
 mod body;
 mod journal;
+mod net;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub use body::{Body, BoxError, LimitedBody, TooLarge, empty, full};
 pub use journal::{InvocationRecord, Journal, LogLine};
 use muon_types::{FunctionName, InvocationId, Status, Stream};
+pub use net::{Destinations, Refused};
 
 pub type Request = http::Request<Body>;
 pub type Response = http::Response<Body>;
