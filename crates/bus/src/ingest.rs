@@ -239,14 +239,21 @@ impl Bus {
                 records.push(record);
             }
         }
-        self.inner.store.commit(tx).await?;
-        for job in jobs {
-            let _ = self.inner.schedule.send(job);
-        }
-        for r in records {
-            let _ = self.inner.tail.send(r);
-        }
-        Ok(())
+        // Committed work must proceed whether or not the caller still waits (a PutEvents client
+        // that hung up): the commit and the scheduling that follows it run in a task of their own.
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            inner.store.commit(tx).await?;
+            for job in jobs {
+                let _ = inner.schedule.send(job);
+            }
+            for r in records {
+                let _ = inner.tail.send(r);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| muon_store::Error::Backend(format!("the commit task failed: {e}")))?
     }
 
     /// Check one entry and wrap it in the EventBridge envelope.

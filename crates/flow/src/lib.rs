@@ -342,8 +342,15 @@ impl Flows {
 
     /// Start an execution (`StartExecution`). A Standard execution is committed before this
     /// returns.
+    /// The start runs in a task of its own, so a caller that goes away cannot strand an
+    /// execution that was committed but not yet set going.
     pub async fn start_execution(&self, request: StartRequest) -> Result<Started> {
-        Inner::start_execution(&self.inner, request).await
+        let inner = self.inner.clone();
+        tokio::spawn(async move { Inner::start_execution(&inner, request).await })
+            .await
+            .map_err(|e| {
+                Error::Store(muon_store::Error::Backend(format!("the start failed: {e}")))
+            })?
     }
 
     /// Start an execution and wait for its end (`StartSyncExecution` for Express; for
