@@ -72,6 +72,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 timeout: Duration::from_secs(30),
                 environment: Vec::new(),
                 outbound: muon_manifest::OutboundPolicy::deny_all(),
+                destinations: Default::default(),
+                events_token: None,
                 instance_reuse: 1,
                 max_instances: 1,
             },

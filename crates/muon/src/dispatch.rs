@@ -7,7 +7,7 @@ use http_body_util::BodyExt;
 use muon_bus::{DeliveryError, Dispatch, Message};
 use muon_flow::{Answer, DispatchError, FunctionCall, HttpCall};
 use muon_manifest::TargetKind;
-use muon_runtime::Invoker;
+use muon_runtime::{Destinations, Invoker};
 use muon_store::BoxFuture;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -19,6 +19,7 @@ const ERROR_BODY_BYTES: usize = 512;
 pub struct Targets {
     invoker: Invoker,
     http: reqwest::Client,
+    destinations: std::sync::Arc<Destinations>,
     bus: watch::Receiver<Option<muon_bus::Bus>>,
     flows: watch::Receiver<Option<muon_flow::Flows>>,
 }
@@ -31,16 +32,23 @@ pub struct Services {
 }
 
 impl Targets {
-    pub fn new(invoker: Invoker) -> (Self, Services) {
+    /// Targets whose HTTP requests (rule URL targets, `http:invoke` tasks) may reach only what
+    /// `destinations` allows.
+    pub fn new(invoker: Invoker, destinations: Destinations) -> (Self, Services) {
         let (bus_tx, bus) = watch::channel(None);
         let (flows_tx, flows) = watch::channel(None);
+        let destinations = std::sync::Arc::new(destinations);
         (
             Self {
                 invoker,
                 http: reqwest::Client::builder()
                     .timeout(std::time::Duration::from_secs(30))
+                    // A redirect could point anywhere after the destination was checked.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .dns_resolver(std::sync::Arc::new(CheckedResolver(destinations.clone())))
                     .build()
                     .expect("an HTTP client without TLS builds"),
+                destinations,
                 bus,
                 flows,
             },
@@ -67,6 +75,39 @@ impl Targets {
             .ok()
             .and_then(|f| f.clone())
     }
+}
+
+/// Resolves names for the HTTP client and refuses answers that hold an address the policy never
+/// allows, so a name that resolves differently at connect time than when it was checked still
+/// cannot reach an internal address.
+struct CheckedResolver(std::sync::Arc<Destinations>);
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let destinations = self.0.clone();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            destinations.check_all(&addrs)?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Refuses `url` before anything is sent when its host is, or resolves to, an address the
+/// policy refuses (muon's own sockets included: the port is known here).
+async fn check_destination(destinations: &Destinations, url: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let host = url.host_str().ok_or("the URL has no host")?;
+    let host = host.trim_matches(['[', ']']);
+    let port = url.port_or_known_default().ok_or("the URL has no port")?;
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    destinations
+        .check_all(&addrs)
+        .map_err(|refused| format!("{url}: {refused}"))
 }
 
 /// Reads a function's answer to its end (the invocation is over only then), keeping its first
@@ -176,7 +217,15 @@ impl Dispatch for Targets {
                     request = request.header(*k, v);
                 }
                 let url = url.clone();
+                let destinations = self.destinations.clone();
                 Box::pin(async move {
+                    check_destination(&destinations, url.as_str())
+                        .await
+                        .map_err(|message| DeliveryError {
+                            code: "DestinationRefused".into(),
+                            message,
+                            retryable: false,
+                        })?;
                     let response = request.send().await.map_err(|e| DeliveryError {
                         code: "HttpError".into(),
                         message: format!("{url}: {e}"),
@@ -391,8 +440,12 @@ impl muon_flow::Dispatch for Targets {
 
     fn http(&self, call: HttpCall) -> BoxFuture<'static, Result<Answer, DispatchError>> {
         let client = self.http.clone();
+        let destinations = self.destinations.clone();
         Box::pin(async move {
             let failed = |why: String| DispatchError::new("States.Http.Socket", why);
+            check_destination(&destinations, &call.url)
+                .await
+                .map_err(failed)?;
             let method = http::Method::from_bytes(call.method.as_bytes())
                 .map_err(|e| failed(e.to_string()))?;
             let mut request = client.request(method, &call.url);

@@ -207,11 +207,9 @@ fn load_app(dir: &Path) -> anyhow::Result<Invoker> {
     ])
     .context("cannot read muon's settings from the environment")?;
     // No control API runs: functions that publish events reach the default address.
-    crate::up::prepare(
-        &app,
-        &up.args,
-        "127.0.0.1:8081".parse().expect("an address"),
-    )
+    let control = "127.0.0.1:8081".parse().expect("an address");
+    let network = crate::up::Network::new(&up.args, control, control)?;
+    crate::up::prepare(&app, &up.args, &network)
 }
 
 fn info(name: &str) -> ExecutionInfo {
@@ -366,7 +364,9 @@ impl Tasks {
         let has_app = invoker.is_some();
         let invoker = invoker.unwrap_or_else(|| Invoker::builder().build());
         // No bus and no engine run here: their senders are dropped at once.
-        let (targets, _) = Targets::new(invoker);
+        // A local run on the developer's machine: private addresses are theirs to call;
+        // link-local and metadata addresses stay refused.
+        let (targets, _) = Targets::new(invoker, muon_runtime::Destinations::new(Vec::new(), true));
         Tasks { targets, has_app }
     }
 

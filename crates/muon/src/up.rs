@@ -21,7 +21,8 @@ pub struct Args {
     /// Where app routes are served.
     #[arg(long, env = "MUON_LISTEN", default_value_t = crate::default_listen())]
     listen: SocketAddr,
-    /// Where the control API is served.
+    /// Where the control API is served. Loopback only: the control API has no authentication
+    /// yet, so an address other machines can reach is refused.
     #[arg(
         long = "control",
         env = "MUON_CONTROL",
@@ -54,6 +55,11 @@ pub struct Args {
     /// (default: keep every event, for replays).
     #[arg(long, env = "MUON_RETENTION", value_parser = muon_types::parse_duration)]
     retention: Option<std::time::Duration>,
+    /// Let outbound requests (guests' HTTP, rule URL targets, `http:invoke` tasks) reach loopback
+    /// and private addresses (RFC 1918, CGNAT, IPv6 unique-local). Link-local and metadata
+    /// addresses and muon's own sockets stay refused.
+    #[arg(long, env = "MUON_ALLOW_PRIVATE_DESTINATIONS")]
+    allow_private_destinations: bool,
     /// Use the pooling instance allocator: auto (when the host allows it), always or never.
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     pooling: String,
@@ -62,9 +68,15 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let app = muon_manifest::load(&args.dir)?;
+    refuse_exposed_control(args.control)?;
     let gateway = bind(args.listen, "--listen").await?;
     let control = bind(args.control, "--control").await?;
-    let invoker = prepare(&app, &args, muon_server::local_addr(&control))?;
+    let network = Network::new(
+        &args,
+        muon_server::local_addr(&gateway),
+        muon_server::local_addr(&control),
+    )?;
+    let invoker = prepare(&app, &args, &network)?;
     let data_dir = args
         .data_dir
         .clone()
@@ -73,7 +85,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         muon_store_sqlite::Sqlite::open(&data_dir.join("muon.db"))
             .with_context(|| format!("cannot open the data folder {}", data_dir.display()))?,
     );
-    let (targets, services) = crate::dispatch::Targets::new(invoker.clone());
+    let (targets, services) =
+        crate::dispatch::Targets::new(invoker.clone(), network.destinations.clone());
     let targets = Arc::new(targets);
     let bus = muon_bus::Bus::start(
         muon_bus::Config {
@@ -110,6 +123,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .workers
                 .unwrap_or_else(muon_server::Config::default_workers),
             io_uring: args.io_uring,
+            events_token: Some(network.events_token.clone()),
         },
         invoker.clone(),
     )
@@ -139,8 +153,54 @@ fn workflows(app: &App) -> Vec<muon_flow::Workflow> {
         .collect()
 }
 
+/// The control API has no authentication yet: it listens on loopback only.
+fn refuse_exposed_control(control: SocketAddr) -> anyhow::Result<()> {
+    if control.ip().is_loopback() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the control API would listen on {control}, which other machines can reach, and it has \
+         no authentication yet (API keys are not built): anyone reaching it could invoke, change \
+         and delete everything. Listen on loopback (--control 127.0.0.1:{port}, the default) and \
+         reach it remotely through an SSH tunnel or an authenticating proxy.",
+        port = control.port()
+    )
+}
+
+/// What outbound requests may reach, and how functions reach muon itself.
+pub(crate) struct Network {
+    /// The control API's address, as functions that publish events reach it.
+    pub control: SocketAddr,
+    pub destinations: muon_runtime::Destinations,
+    /// What functions with `publish_events` present (`MUON_EVENTS_TOKEN`): it grants PutEvents
+    /// and nothing else. New at every start.
+    pub events_token: String,
+}
+
+impl Network {
+    pub(crate) fn new(
+        args: &Args,
+        gateway: SocketAddr,
+        control: SocketAddr,
+    ) -> anyhow::Result<Self> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret)
+            .map_err(|e| anyhow::anyhow!("cannot draw a random token: {e}"))?;
+        Ok(Self {
+            control,
+            destinations: muon_runtime::Destinations::new(
+                vec![gateway, control],
+                args.allow_private_destinations,
+            ),
+            events_token: format!("mev_{}", hex::encode(secret)),
+        })
+    }
+}
+
 /// Build, compile and pre-instantiate every function of `app`.
-pub(crate) fn prepare(app: &App, args: &Args, control: SocketAddr) -> anyhow::Result<Invoker> {
+pub(crate) fn prepare(app: &App, args: &Args, network: &Network) -> anyhow::Result<Invoker> {
+    let control = network.control;
+    let destinations = Arc::new(network.destinations.clone());
     let components = muon_manifest::build::components(app, |f: &Function| {
         eprintln!(
             "muon: building function `{}` from {} ...",
@@ -173,6 +233,7 @@ pub(crate) fn prepare(app: &App, args: &Args, control: SocketAddr) -> anyhow::Re
                 "MUON_EVENTS_URL".into(),
                 format!("http://{control}/v1/events"),
             ));
+            environment.push(("MUON_EVENTS_TOKEN".into(), network.events_token.clone()));
             outbound.allow(
                 muon_manifest::AllowedHost::parse(&format!("http://{control}"))
                     .map_err(anyhow::Error::msg)?,
@@ -188,6 +249,8 @@ pub(crate) fn prepare(app: &App, args: &Args, control: SocketAddr) -> anyhow::Re
                     timeout: f.timeout,
                     environment,
                     outbound,
+                    destinations: destinations.clone(),
+                    events_token: f.publish_events.then(|| network.events_token.clone()),
                     instance_reuse: f.instance_reuse,
                     max_instances: f.max_instances,
                 },

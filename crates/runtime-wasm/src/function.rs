@@ -32,6 +32,10 @@ pub struct Settings {
     pub timeout: Duration,
     pub environment: Vec<(String, String)>,
     pub outbound: OutboundPolicy,
+    /// Which resolved addresses outbound requests may reach.
+    pub destinations: Arc<muon_runtime::Destinations>,
+    /// The token that lets the function put events (`MUON_EVENTS_TOKEN`), if it may.
+    pub events_token: Option<String>,
     /// Requests one instance may serve; 1 = a fresh isolate per request.
     pub instance_reuse: u32,
     /// The most idle instances kept for reuse.
@@ -50,6 +54,8 @@ struct Inner {
     pre: ProxyPre<Host>,
     settings: Settings,
     outbound: Arc<OutboundPolicy>,
+    /// `Bearer <events token>`, as the outbound hook compares it.
+    events_authorization: Option<Arc<str>>,
     idle: Mutex<Vec<Instance>>,
 }
 
@@ -86,6 +92,10 @@ impl WasmFunction {
                 _engine: engine.clone(),
                 pre,
                 outbound: Arc::new(settings.outbound.clone()),
+                events_authorization: settings
+                    .events_token
+                    .as_ref()
+                    .map(|t| Arc::from(format!("Bearer {t}"))),
                 settings,
                 idle: Mutex::new(Vec::new()),
             }),
@@ -132,7 +142,9 @@ impl Inner {
             http: WasiHttpCtx::new(),
             hooks: Outbound {
                 policy: self.outbound.clone(),
-                denied: Vec::new(),
+                destinations: self.settings.destinations.clone(),
+                events_authorization: self.events_authorization.clone(),
+                denied: Default::default(),
             },
             limiter: MemoryLimiter {
                 limit: self.settings.memory_bytes,
@@ -403,7 +415,11 @@ fn finished(
             .map(|l| (Stream::Stderr, l)),
     );
     let host = instance.store.data_mut();
-    logs.extend(host.hooks.denied.drain(..).map(|l| (Stream::Platform, l)));
+    logs.extend(
+        std::mem::take(&mut *host.hooks.denied.lock().expect("no panics under the lock"))
+            .into_iter()
+            .map(|l| (Stream::Platform, l)),
+    );
     host.limiter.exceeded = false;
     Finished {
         status,

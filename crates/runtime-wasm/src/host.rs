@@ -1,8 +1,9 @@
 //! The per-isolate host state: WASI context, HTTP context, memory limiter and outbound policy.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use muon_manifest::OutboundPolicy;
+use muon_runtime::Destinations;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
@@ -73,11 +74,18 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// The outbound HTTP hook: requests to hosts the manifest does not allow never leave the machine.
+/// The outbound HTTP hook: requests to hosts the manifest does not allow never leave the machine,
+/// and neither do requests whose host resolves to an address the destination policy refuses
+/// (checked after resolution: an allowed name that resolves to the metadata address or to muon's
+/// own control API is refused). muon's own sockets are reached only with the function's events
+/// token, which the control API grants PutEvents alone.
 pub struct Outbound {
     pub policy: Arc<OutboundPolicy>,
+    pub destinations: Arc<Destinations>,
+    /// `Bearer <token>`, when the function may publish events.
+    pub events_authorization: Option<Arc<str>>,
     /// Requests refused in this invocation, reported in its logs.
-    pub denied: Vec<String>,
+    pub denied: Arc<Mutex<Vec<String>>>,
 }
 
 type SendFuture = Box<
@@ -106,15 +114,55 @@ impl WasiHttpHooks for Outbound {
         let port = uri
             .port_u16()
             .unwrap_or(if scheme == "http" { 80 } else { 443 });
-        if host.is_empty() || !self.policy.allows(&scheme, &host, port) {
-            self.denied.push(format!(
-                "outbound request to {scheme}://{host}:{port} denied: not in allowed_outbound_hosts"
-            ));
-            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        let allowed = !host.is_empty() && self.policy.allows(&scheme, &host, port);
+        let denied = self.denied.clone();
+        let deny = move |why: String| {
+            denied
+                .lock()
+                .expect("no panics under the lock")
+                .push(format!(
+                    "outbound request to {scheme}://{host}:{port} denied: {why}"
+                ));
+            Err(wasmtime_wasi_http::Error::HttpRequestDenied)
+        };
+        if !allowed {
+            let refused = deny("not in allowed_outbound_hosts".into());
+            return Box::new(async move { refused });
         }
         drop(fut);
+        let destinations = self.destinations.clone();
+        let carries_token = self
+            .events_authorization
+            .as_deref()
+            .is_some_and(|expected| {
+                request
+                    .headers()
+                    .get(http::header::AUTHORIZATION)
+                    .is_some_and(|v| v.as_bytes() == expected.as_bytes())
+            });
         Box::new(async move {
             use http_body_util::BodyExt;
+            let target = request
+                .uri()
+                .host()
+                .unwrap_or("")
+                .trim_matches(['[', ']'])
+                .to_string();
+            let addrs: Vec<std::net::SocketAddr> =
+                match tokio::net::lookup_host((target, port)).await {
+                    Ok(a) => a.collect(),
+                    Err(e) => return deny(format!("cannot resolve the host: {e}")),
+                };
+            for addr in &addrs {
+                // muon's own control API, with the events token: the API itself checks what
+                // the token grants.
+                if carries_token && destinations.is_own(*addr) {
+                    continue;
+                }
+                if let Err(refused) = destinations.check(*addr) {
+                    return deny(refused.why.to_string());
+                }
+            }
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),

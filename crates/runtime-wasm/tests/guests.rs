@@ -47,6 +47,8 @@ fn settings(name: &str) -> Settings {
         timeout: Duration::from_secs(5),
         environment: vec![("GREETING".into(), "hej".into())],
         outbound: OutboundPolicy::deny_all(),
+        destinations: Arc::new(muon_runtime::Destinations::new(Vec::new(), true)),
+        events_token: None,
         instance_reuse: 1,
         max_instances: 8,
     }
@@ -305,6 +307,37 @@ async fn outbound_requests_need_an_allowlist_entry() {
         1,
         "{answer}"
     );
+
+    // Allowed by name, refused by address: loopback without the opt-in for private
+    // destinations, and muon's own sockets whatever the opt-in.
+    let upstream: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for destinations in [
+        muon_runtime::Destinations::new(Vec::new(), false),
+        muon_runtime::Destinations::new(vec![upstream], true),
+    ] {
+        let refused = function(
+            "outbound",
+            Settings {
+                outbound: OutboundPolicy::parse(&[format!("http://localhost:{port}")]).unwrap(),
+                destinations: Arc::new(destinations),
+                ..settings("outbound")
+            },
+        );
+        let named = format!("/?url=http%3A%2F%2Flocalhost%3A{port}%2F");
+        let out = call(&refused, get(&named)).await;
+        let answer = text(out.response.unwrap()).await;
+        assert!(answer.contains("HttpRequestDenied"), "{answer}");
+        let finished = out.finished.await.unwrap();
+        assert!(
+            finished
+                .logs
+                .iter()
+                .any(|(s, l)| *s == Stream::Platform && l.contains("denied: it is")),
+            "{:?}",
+            finished.logs
+        );
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

@@ -34,7 +34,28 @@ pub fn router(state: State) -> Router {
                 request.uri().path()
             ))
         })
+        .layer(axum::middleware::from_fn(to_completion))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authorize,
+        ))
         .with_state(state)
+}
+
+/// Runs each request's handler in a task of its own, to its end: an operation whose client
+/// hangs up after sending it still commits and then acts on what it committed (schedules the
+/// deliveries, starts the execution, updates the tables), instead of stopping in between.
+async fn to_completion(request: Request, next: axum::middleware::Next) -> Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(e) => error_response(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the operation failed: {e}"),
+            None,
+        )
+        .into_response(),
+    }
 }
 
 type ApiResult<T> = Result<Json<T>, Response>;

@@ -65,10 +65,38 @@ impl Routes {
 
 /// Serve app traffic until `stop` turns true, then drain requests in flight.
 ///
-/// Connections are accepted here and handed, round-robin, to `workers` threads that each run
-/// their own single-threaded runtime: a request, its isolate and its response body stay on one
-/// thread, with no work stealing and no cross-thread wake-ups on the hot path.
+/// Connections are accepted on a thread of their own (`muon-accept`), never on the caller's
+/// runtime, which also runs the control API, the bus and the workflow engine: no control-plane
+/// work, however heavy, keeps app connections from being accepted. They are handed,
+/// round-robin, to `workers` threads that each run their own single-threaded runtime: a
+/// request, its isolate and its response body stay on one thread, with no work stealing and no
+/// cross-thread wake-ups on the hot path.
 pub async fn serve(
+    state: State,
+    listener: TcpListener,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let listener = listener.into_std()?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("muon-accept".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .and_then(|runtime| {
+                    runtime.block_on(async move {
+                        accept_loop(state, TcpListener::from_std(listener)?, stop).await
+                    })
+                });
+            let _ = done_tx.send(result);
+        })?;
+    done_rx
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("the accept thread panicked")))
+}
+
+async fn accept_loop(
     state: State,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
@@ -256,6 +284,95 @@ async fn handle(state: State, request: http::Request<Incoming>) -> muon_runtime:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    /// Answers every request with `ok`.
+    struct Ok200;
+
+    impl muon_runtime::Function for Ok200 {
+        fn invoke(
+            &self,
+            cx: muon_runtime::InvocationContext,
+            _request: muon_runtime::Request,
+        ) -> muon_runtime::BoxFuture<Result<muon_runtime::Response, muon_runtime::Failure>>
+        {
+            Box::pin(async move {
+                let (_id, finish) = cx.into_parts();
+                finish(muon_runtime::Finished {
+                    status: muon_types::Status::Ok,
+                    http_status: Some(200),
+                    message: None,
+                    logs: Vec::new(),
+                });
+                Ok(http::Response::new(muon_runtime::full("ok")))
+            })
+        }
+    }
+
+    #[test]
+    fn a_busy_control_runtime_does_not_stall_app_traffic() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let invoker = muon_runtime::Invoker::builder()
+                .function(
+                    muon_runtime::FunctionMeta {
+                        name: name("ok"),
+                        runtime: "test",
+                        route: Some("/ok".into()),
+                        memory_mb: 128,
+                        timeout: Duration::from_secs(5),
+                        min_instances: 0,
+                        max_instances: 1,
+                        instance_reuse: 1,
+                        source: String::new(),
+                    },
+                    Arc::new(Ok200),
+                )
+                .build();
+            let config = crate::Config {
+                app: "t".into(),
+                max_body: 1024,
+                workers: 1,
+                io_uring: false,
+                events_token: None,
+            };
+            let state = State::new(config, invoker);
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let server = tokio::spawn(serve(state, listener, stop_rx));
+            tokio::task::yield_now().await;
+            // The caller's (single) thread is now busy, as a CPU-heavy control request would
+            // keep it, until the app request is answered or 20 s pass.
+            let busy = Arc::new(AtomicBool::new(true));
+            let client = {
+                let busy = busy.clone();
+                std::thread::spawn(move || {
+                    let mut c = std::net::TcpStream::connect(addr).unwrap();
+                    c.write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                        .unwrap();
+                    let mut answer = String::new();
+                    c.read_to_string(&mut answer).unwrap();
+                    (answer, busy.load(Ordering::SeqCst))
+                })
+            };
+            let until = std::time::Instant::now() + Duration::from_secs(20);
+            while !client.is_finished() && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            busy.store(false, Ordering::SeqCst);
+            let (answer, while_busy) = client.join().unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(while_busy, "the app request waited for the busy runtime");
+            stop_tx.send(true).unwrap();
+            server.await.unwrap().unwrap();
+        });
+    }
 
     fn name(n: &str) -> FunctionName {
         FunctionName::new(n).unwrap()

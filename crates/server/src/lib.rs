@@ -6,6 +6,7 @@
 //! The control API (REST under `/v1`, axum) lists functions, invokes them, and reads and follows
 //! their invocations and logs from the invoker's in-memory journal.
 
+mod auth;
 mod control;
 mod eventbridge;
 mod events;
@@ -39,6 +40,9 @@ pub struct Config {
     /// Serve app connections through io_uring (Linux; HTTP/1.1 and h2c, no upgrades), falling
     /// back to epoll where the kernel refuses it.
     pub io_uring: bool,
+    /// The token functions with `publish_events` present (`MUON_EVENTS_TOKEN`): it grants
+    /// putting events and nothing else.
+    pub events_token: Option<String>,
 }
 
 impl Config {

@@ -6,7 +6,8 @@
 //! body. If the outgoing request fails at any step with an `ErrorCode` (for
 //! example because the host denies it), it responds `502` with the body
 //! `error=<ErrorCode variant>\n`, e.g. `error=HttpRequestDenied`. It never
-//! panics on such errors.
+//! panics on such errors. With `&bearer_env=NAME`, the request carries
+//! `Authorization: Bearer <value of the environment variable NAME>`.
 
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
@@ -39,7 +40,7 @@ impl wasi::exports::http::incoming_handler::Guest for Outbound {
 
         let (status, body) = match url {
             None => (400, b"error=missing ?url= parameter\n".to_vec()),
-            Some(url) => match fetch(&url) {
+            Some(url) => match fetch(&url, query_param(&path_with_query, "bearer_env")) {
                 Ok((upstream_status, upstream_body)) => {
                     let mut body = format!("status={upstream_status}\n").into_bytes();
                     body.extend_from_slice(&upstream_body);
@@ -64,7 +65,7 @@ enum Failure {
 }
 
 /// Performs `GET url`; returns the upstream status and up to 64 KiB of body.
-fn fetch(url: &str) -> Result<(u16, Vec<u8>), Failure> {
+fn fetch(url: &str, bearer_env: Option<&str>) -> Result<(u16, Vec<u8>), Failure> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| Failure::Other(format!("not an absolute URL: {url}")))?;
@@ -79,7 +80,14 @@ fn fetch(url: &str) -> Result<(u16, Vec<u8>), Failure> {
         other => Scheme::Other(other.to_string()),
     };
 
-    let outgoing = OutgoingRequest::new(Fields::new());
+    let headers = Fields::new();
+    if let Some(name) = bearer_env {
+        let token = std::env::var(name).unwrap_or_default();
+        headers
+            .append("authorization", format!("Bearer {token}").as_bytes())
+            .map_err(|_| Failure::Other("invalid authorization header".into()))?;
+    }
+    let outgoing = OutgoingRequest::new(headers);
     let invalid = |what: &str| Failure::Other(format!("invalid {what}"));
     outgoing
         .set_method(&Method::Get)

@@ -42,6 +42,15 @@ impl Up {
         Self::start_with(muon(), manifest, extra)
     }
 
+    /// Start without `--allow-private-destinations`, which every other start passes (the tests'
+    /// upstreams listen on loopback).
+    pub fn start_strict(manifest: &str, extra: &[&str]) -> Up {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("muon.toml"), manifest).unwrap();
+        let path = dir.path().to_path_buf();
+        Self::start_at(muon(), &path, extra, Some(dir), false)
+    }
+
     /// Start under a virtual-memory limit (`ulimit -v`, in KiB).
     pub fn start_limited(vm_kib: u64, manifest: &str, extra: &[&str]) -> Up {
         let mut shell = Command::new("sh");
@@ -60,12 +69,12 @@ impl Up {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("muon.toml"), manifest).unwrap();
         let path = dir.path().to_path_buf();
-        Self::start_at(command, &path, extra, Some(dir))
+        Self::start_at(command, &path, extra, Some(dir), true)
     }
 
     /// Start the app in folder `app` (its own muon.toml).
     pub fn start_app(app: &Path, extra: &[&str]) -> Up {
-        Self::start_at(muon(), app, extra, None)
+        Self::start_at(muon(), app, extra, None, true)
     }
 
     fn start_at(
@@ -73,17 +82,20 @@ impl Up {
         app: &Path,
         extra: &[&str],
         dir: Option<tempfile::TempDir>,
+        allow_private: bool,
     ) -> Up {
+        command.arg("up").arg(app).args([
+            "--listen",
+            "127.0.0.1:0",
+            "--control",
+            "127.0.0.1:0",
+            "--quiet",
+        ]);
+        if allow_private {
+            // The tests' HTTP targets and upstreams listen on loopback.
+            command.arg("--allow-private-destinations");
+        }
         let mut child = command
-            .arg("up")
-            .arg(app)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--control",
-                "127.0.0.1:0",
-                "--quiet",
-            ])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

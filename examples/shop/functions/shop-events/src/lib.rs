@@ -1,6 +1,7 @@
 //! What the shop's functions share: reading the incoming request (an event the bus delivers, or
 //! a task of the `order` workflow), answering it, and publishing events to muon's bus (PutEvents
-//! at `MUON_EVENTS_URL`, which `publish_events = true` in `muon.toml` grants).
+//! at `MUON_EVENTS_URL` with the token in `MUON_EVENTS_TOKEN`, which `publish_events = true` in
+//! `muon.toml` grants).
 
 use serde_json::{Value, json};
 use wasi::http::outgoing_handler;
@@ -208,7 +209,12 @@ pub fn publish(
         .split_once("://")
         .ok_or("MUON_EVENTS_URL is not a URL")?;
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let mut headers = vec![("content-type".to_string(), b"application/json".to_vec())];
+    let token = std::env::var("MUON_EVENTS_TOKEN")
+        .map_err(|_| "MUON_EVENTS_TOKEN is not set: muon gives it with MUON_EVENTS_URL")?;
+    let mut headers = vec![
+        ("content-type".to_string(), b"application/json".to_vec()),
+        ("authorization".to_string(), format!("Bearer {token}").into_bytes()),
+    ];
     if let Some(t) = traceparent {
         headers.push(("traceparent".into(), t.as_bytes().to_vec()));
     }

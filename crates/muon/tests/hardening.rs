@@ -1,0 +1,360 @@
+//! What an attacker or a careless client tried against a running `muon up`: clients that hang up
+//! after sending, guests reaching for the control API, internal destinations, an exposed control
+//! API.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use support::{Up, client, guest};
+
+fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {limit:?} waiting for: {what}");
+}
+
+/// An HTTP server on loopback that answers every request 200 and counts them.
+fn counter() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0usize;
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let header = header.trim_end();
+                        if header.is_empty() {
+                            break;
+                        }
+                        if let Some((name, value)) = header.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                }
+            });
+        }
+    });
+    (url, count)
+}
+
+/// Sends `request` and resets the connection (SO_LINGER 0) at once, without reading the answer.
+fn send_and_reset(addr: &str, request: &[u8]) {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .unwrap();
+    socket.connect(&addr.into()).unwrap();
+    socket.set_linger(Some(Duration::ZERO)).unwrap();
+    let mut stream: std::net::TcpStream = socket.into();
+    stream.write_all(request).unwrap();
+    // Dropping a socket with a zero linger sends RST.
+}
+
+/// A `[[function]]` table: every app needs one.
+fn hello() -> String {
+    format!(
+        "[[function]]\nname = \"hello\"\nruntime = \"wasm\"\nsource = {:?}\n",
+        guest("hello").display().to_string()
+    )
+}
+
+fn post(path: &str, host: &str, body: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn committed_work_proceeds_when_the_client_hangs_up() {
+    let (url, delivered) = counter();
+    let manifest = format!(
+        "app = \"hangup\"\n{}\
+         [[rule]]\nname = \"all\"\npattern = {{ source = [\"hangup\"] }}\ntargets = [{{ url = \"{url}\" }}]\n\
+         [[archive]]\nname = \"everything\"\n\
+         [[workflow]]\nname = \"pause\"\ndefinition = \"pause.json\"\n",
+        hello()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("muon.toml"), manifest).unwrap();
+    std::fs::write(
+        dir.path().join("pause.json"),
+        r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}"#,
+    )
+    .unwrap();
+    let up = Up::start_app(dir.path(), &[]);
+    let host = up.control.trim_start_matches("http://").to_string();
+    let entry = r#"{"Entries": [{"Source": "hangup", "DetailType": "T", "Detail": "{}"}]}"#;
+    for i in 0..300 {
+        send_and_reset(&host, &post("/v1/events", &host, entry, ""));
+        let start =
+            format!(r#"{{"stateMachineArn": "pause", "name": "run-{i}", "input": "{{}}"}}"#);
+        send_and_reset(
+            &host,
+            &post(
+                "/",
+                &host,
+                &start,
+                "x-amz-target: AWSStepFunctions.StartExecution\r\n",
+            ),
+        );
+    }
+    let http = client();
+    // Whatever was committed is delivered, and whatever started ends, though nobody waited.
+    let committed = || -> usize {
+        let list: serde_json::Value = http
+            .get(format!("{}/v1/archives", up.control))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        list["archives"][0]["events"].as_u64().unwrap() as usize
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    eventually(
+        "every committed event delivered",
+        Duration::from_secs(60),
+        || {
+            let n = committed();
+            n > 0 && delivered.load(Ordering::SeqCst) == n
+        },
+    );
+    let listed = |status: &str| -> usize {
+        let out = up.cli(&["flows", "executions", "pause", "--status", status, "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["executions"].as_array().map_or(0, Vec::len)
+    };
+    eventually("no execution left running", Duration::from_secs(30), || {
+        listed("RUNNING") == 0
+    });
+    assert!(
+        listed("SUCCEEDED") > 0,
+        "no execution started: the test proves nothing"
+    );
+}
+
+#[test]
+fn the_events_token_grants_putting_events_and_nothing_else() {
+    let manifest = format!(
+        "app = \"token\"\n\
+         [[function]]\nname = \"publisher\"\nruntime = \"wasm\"\nsource = {:?}\npublish_events = true\n\
+         [[function]]\nname = \"plain\"\nruntime = \"wasm\"\nsource = {:?}\n\
+         [[function]]\nname = \"fetcher\"\nruntime = \"wasm\"\nsource = {:?}\npublish_events = true\n",
+        guest("echo").display().to_string(),
+        guest("echo").display().to_string(),
+        guest("outbound").display().to_string(),
+    );
+    let up = Up::start(&manifest, &[]);
+    let http = client();
+    let env = |function: &str, name: &str| -> String {
+        http.post(format!("{}/v1/functions/{function}/invoke", up.control))
+            .header("x-echo-env", name)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    let token = env("publisher", "MUON_EVENTS_TOKEN");
+    assert!(token.starts_with("mev_") && token.len() > 60, "{token}");
+    assert_eq!(env("plain", "MUON_EVENTS_TOKEN"), "<unset>");
+
+    // With the token: PutEvents, on REST and on EventBridge's protocol.
+    let bearer = format!("Bearer {token}");
+    let put = http
+        .post(format!("{}/v1/events", up.control))
+        .header("authorization", &bearer)
+        .json(&serde_json::json!({"Entries": [{"Source": "s", "DetailType": "d", "Detail": "{}"}]}))
+        .send()
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let aws = http
+        .post(&up.control)
+        .header("authorization", &bearer)
+        .header("x-amz-target", "AWSEvents.PutEvents")
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(r#"{"Entries": [{"Source": "s", "DetailType": "d", "Detail": "{}"}]}"#)
+        .send()
+        .unwrap();
+    assert_eq!(aws.status(), 200);
+    // Nothing else.
+    for (method, path, target) in [
+        ("GET", "/v1/functions", None),
+        ("POST", "/v1/functions/plain/invoke", None),
+        ("PUT", "/v1/rules", None),
+        ("POST", "/", Some("AWSEvents.PutRule")),
+        ("POST", "/", Some("AWSStepFunctions.CreateStateMachine")),
+    ] {
+        let mut request = http
+            .request(method.parse().unwrap(), format!("{}{path}", up.control))
+            .header("authorization", &bearer)
+            .body("{}");
+        if let Some(t) = target {
+            request = request.header("x-amz-target", t);
+        }
+        let answer = request.send().unwrap();
+        assert_eq!(answer.status(), 403, "{method} {path} {target:?}");
+    }
+    let forged = http
+        .get(format!("{}/v1/functions", up.control))
+        .header("authorization", "Bearer mev_00")
+        .send()
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+
+    // From inside a guest: the control API's address is reached only with the token, and then
+    // only for putting events.
+    let control = up.control.trim_start_matches("http://");
+    let fetch = |query: &str| -> String {
+        let guest_path = format!("/?url=http%3A%2F%2F{control}%2Fv1%2Ffunctions{query}");
+        http.post(format!("{}/v1/functions/fetcher/invoke", up.control))
+            .query(&[("path", guest_path)])
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    let without = fetch("");
+    assert!(without.contains("HttpRequestDenied"), "{without}");
+    let with = fetch("&bearer_env=MUON_EVENTS_TOKEN");
+    assert!(with.starts_with("status=403"), "{with}");
+}
+
+#[test]
+fn internal_destinations_are_refused() {
+    let (url, hits) = counter();
+    let manifest = format!(
+        "app = \"ssrf\"\n{}\
+         [[rule]]\nname = \"metadata\"\npattern = {{ source = [\"ssrf\"] }}\n\
+         targets = [{{ url = \"http://169.254.169.254/latest/meta-data/\" }}]\n\
+         [[rule]]\nname = \"loopback\"\npattern = {{ source = [\"ssrf\"] }}\ntargets = [{{ url = \"{url}\" }}]\n",
+        hello()
+    );
+    // Without the opt-in for private destinations: loopback is refused too.
+    let up = Up::start_strict(&manifest, &[]);
+    let http = client();
+    let put = http
+        .post(format!("{}/v1/events", up.control))
+        .json(&serde_json::json!({"Entries": [{"Source": "ssrf", "DetailType": "d", "Detail": "{}"}]}))
+        .send()
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let dead = || -> serde_json::Value {
+        http.get(format!("{}/v1/dlq", up.control))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    eventually(
+        "both deliveries dead-lettered",
+        Duration::from_secs(30),
+        || dead()["deliveries"].as_array().unwrap().len() == 2,
+    );
+    let dlq = dead().to_string();
+    assert!(dlq.contains("DestinationRefused"), "{dlq}");
+    assert!(dlq.contains("metadata"), "{dlq}");
+    assert!(dlq.contains("--allow-private-destinations"), "{dlq}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+
+    // With the opt-in, loopback is reached but muon's own control API is not, nor metadata.
+    let control_target = format!(
+        "app = \"own\"\n{}[[workflow]]\nname = \"call\"\ndefinition = \"call.json\"\n",
+        hello()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("muon.toml"), control_target).unwrap();
+    std::fs::write(
+        dir.path().join("call.json"),
+        r#"{"StartAt": "Call", "States": {"Call": {"Type": "Task", "Resource": "arn:aws:states:::http:invoke",
+            "Parameters": {"ApiEndpoint.$": "$.url", "Method": "GET"}, "End": true}}}"#,
+    )
+    .unwrap();
+    let up = Up::start_app(dir.path(), &[]);
+    for target in [
+        format!("{}/v1/functions", up.control),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+    ] {
+        let input = serde_json::json!({ "url": target }).to_string();
+        let out = up.cli(&["flows", "start", "call", "--input", &input, "--wait"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("FAILED"), "{target}: {text}");
+        assert!(text.contains("refused"), "{target}: {text}");
+    }
+}
+
+#[test]
+fn a_control_api_off_loopback_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("muon.toml"),
+        format!("app = \"open\"\n{}", hello()),
+    )
+    .unwrap();
+    for (flag, env) in [
+        (Some("0.0.0.0:0"), None),
+        (Some("[::]:0"), None),
+        (None, Some("0.0.0.0:0")),
+    ] {
+        let mut cmd = support::muon();
+        cmd.arg("up")
+            .arg(dir.path())
+            .args(["--listen", "127.0.0.1:0"]);
+        if let Some(f) = flag {
+            cmd.args(["--control", f]);
+        }
+        if let Some(e) = env {
+            cmd.env("MUON_CONTROL", e);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no authentication"), "{err}");
+        assert!(err.contains("--control 127.0.0.1"), "{err}");
+    }
+}
