@@ -322,6 +322,11 @@ impl Bus {
         if !self.inner.config.buses.contains(bus) {
             return Err(Error::NoSuchBus(bus.clone()));
         }
+        // A replay through rules that do not exist would store every event again and deliver
+        // none of them.
+        for rule in rules.iter().flatten() {
+            self.rule(bus, rule)?;
+        }
         let started_ms = now_ms();
         {
             let mut replays = self.inner.replays.lock().expect("no panics under the lock");

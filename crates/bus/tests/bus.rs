@@ -139,7 +139,14 @@ async fn one_event_fans_out_to_four_functions_with_cloudevents_headers() {
     )
     .await
     .unwrap();
-    let ids = accepted(&bus, vec![entry(r#"{"order":"o-1","total":42}"#)]).await;
+    let ids = accepted(
+        &bus,
+        vec![PutEntry {
+            resources: vec!["arn:shop:order/ö 1".into()],
+            ..entry(r#"{"order":"o-1","total":42}"#)
+        }],
+    )
+    .await;
     eventually("four deliveries", async || {
         statuses(&store, ids[0]).await == vec![DeliveryStatus::Delivered; 4]
     })
@@ -167,12 +174,66 @@ async fn one_event_fans_out_to_four_functions_with_cloudevents_headers() {
     assert_eq!(header("ce-id"), ids[0].to_string());
     assert_eq!(header("ce-source"), "shop");
     assert_eq!(header("ce-type"), "OrderPlaced");
+    // CloudEvents percent-encodes what is not printable ASCII (and space, `"`, `%`).
+    assert_eq!(header("ce-subject"), "arn:shop:order/%C3%B6%201");
     assert!(header("traceparent").starts_with("00-"));
     let body: serde_json::Value = serde_json::from_str(&message.body).unwrap();
     assert_eq!(body["detail"]["order"], "o-1");
     assert_eq!(body["version"], "0");
     assert_eq!(body["id"], ids[0].to_string());
     assert_eq!(message.content_type, "application/json");
+}
+
+#[tokio::test]
+async fn control_characters_in_header_fields_are_refused_per_entry() {
+    let store = Arc::new(Memory::new());
+    let bus = Bus::start(
+        config(vec![order_rule()]),
+        store.clone(),
+        Arc::new(Recorder::default()),
+    )
+    .await
+    .unwrap();
+    let results = bus
+        .put_events(
+            vec![
+                PutEntry {
+                    source: Some("shop\r\nx-evil: 1".into()),
+                    ..entry("{}")
+                },
+                PutEntry {
+                    detail_type: Some("Order\0Placed".into()),
+                    ..entry("{}")
+                },
+                PutEntry {
+                    resources: vec!["arn:x\n".into()],
+                    ..entry("{}")
+                },
+                PutEntry {
+                    source: Some("shöp.ünïcode".into()),
+                    ..entry("{}")
+                },
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let codes: Vec<&str> = results
+        .iter()
+        .map(|r| match r {
+            EntryResult::Accepted(_) => "ok",
+            EntryResult::Failed { code, .. } => code.as_str(),
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "InvalidArgument",
+            "InvalidArgument",
+            "InvalidArgument",
+            "ok"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -649,6 +710,32 @@ async fn replay_sends_a_window_of_events_through_chosen_rules_again() {
         bus.replay("x", &BusName::new("nope").unwrap(), 0, 1, None)
             .await
             .is_err()
+    );
+    // A rule that does not exist is an error, and nothing is stored again.
+    let stored = store
+        .events(muon_store::EventQuery {
+            limit: 1 << 20,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len();
+    let unknown = Some(vec![muon_types::RuleName::new("nope").unwrap()]);
+    assert!(matches!(
+        bus.replay("y", &BusName::default_bus(), 0, i64::MAX, unknown)
+            .await,
+        Err(Error::NoSuchRule(..))
+    ));
+    assert_eq!(
+        store
+            .events(muon_store::EventQuery {
+                limit: 1 << 20,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len(),
+        stored
     );
 }
 
