@@ -302,6 +302,27 @@ impl Bus {
             }
             _ => return Err(invalid("DetailType", "DetailType is a required argument.")),
         };
+        // These fields travel in HTTP headers (`ce-source`, `ce-type`, `ce-subject`) and in
+        // log lines: a control character could never be delivered.
+        let control = |s: &str| s.chars().any(char::is_control);
+        if control(&source) {
+            return Err(invalid(
+                "Source",
+                "Source must not contain control characters.",
+            ));
+        }
+        if control(&detail_type) {
+            return Err(invalid(
+                "DetailType",
+                "DetailType must not contain control characters.",
+            ));
+        }
+        if entry.resources.iter().any(|r| control(r)) {
+            return Err(invalid(
+                "Resources",
+                "Resources must not contain control characters.",
+            ));
+        }
         let detail = match entry.detail {
             Some(d) if !d.trim().is_empty() => d,
             _ => return Err(invalid("Detail", "Detail is a required argument.")),
