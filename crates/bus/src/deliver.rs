@@ -245,11 +245,12 @@ async fn send(
             .unwrap_or_default()
             .to_string()
     };
+    use crate::cloudevents::encode_header;
     let mut headers = vec![
         ("ce-specversion", "1.0".to_string()),
         ("ce-id", event.id.to_string()),
-        ("ce-source", field("source")),
-        ("ce-type", field("detail-type")),
+        ("ce-source", encode_header(&field("source"))),
+        ("ce-type", encode_header(&field("detail-type"))),
         ("ce-time", field("time")),
         (
             "traceparent",
@@ -264,7 +265,7 @@ async fn send(
         .and_then(|r| r.get(0))
         .and_then(|r| r.as_str())
     {
-        headers.push(("ce-subject", subject.to_string()));
+        headers.push(("ce-subject", encode_header(subject)));
     }
     bus.inner
         .dispatch

@@ -17,6 +17,7 @@
 //! without recording why.
 
 mod archives;
+pub mod cloudevents;
 mod deliver;
 mod ingest;
 mod input;

@@ -331,6 +331,36 @@ fn events_cli_puts_lists_rules_and_redrives_dead_letters() {
         .send()
         .unwrap();
     assert_eq!(binary.status(), 400, "ce-type is missing");
+    // Non-ASCII attributes, percent-encoded as CloudEvents asks or raw UTF-8, are taken.
+    for (n, source) in [
+        http::HeaderValue::from_static("sh%C3%B6p%20eu"),
+        http::HeaderValue::from_bytes("shöp eu".as_bytes()).unwrap(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let binary = http
+            .post(format!("{}/v1/buses/default/cloudevents", up.control))
+            .header("ce-specversion", "1.0")
+            .header("ce-id", format!("x3-{n}"))
+            .header("ce-source", source)
+            .header("ce-type", "Hello")
+            .header("content-type", "application/json")
+            .body(r#"{"a":3}"#)
+            .send()
+            .unwrap();
+        assert_eq!(binary.status(), 200);
+        let id = json(binary)["Entries"][0]["EventId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let stored = json(
+            http.get(format!("{}/v1/events/{id}", up.control))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(stored["event"]["event"]["source"], "shöp eu", "{stored}");
+    }
     let batch = http
         .post(format!("{}/v1/buses/default/cloudevents", up.control))
         .header("content-type", "application/cloudevents-batch+json")

@@ -278,10 +278,13 @@ async fn cloudevents(
             // Binary mode: the attributes are headers.
             let mut event = serde_json::Map::new();
             for (name, value) in &headers {
-                if let Some(attr) = name.as_str().strip_prefix("ce-")
-                    && let Ok(v) = value.to_str()
-                {
-                    event.insert(attr.to_string(), serde_json::Value::String(v.to_string()));
+                if let Some(attr) = name.as_str().strip_prefix("ce-") {
+                    let Some(v) = muon_bus::cloudevents::decode_header(value.as_bytes()) else {
+                        return bad(format!(
+                            "the header {name} is not UTF-8, percent-encoded or raw"
+                        ));
+                    };
+                    event.insert(attr.to_string(), serde_json::Value::String(v));
                 }
             }
             if !event.contains_key("specversion") {
