@@ -391,6 +391,14 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-        println!("muon: shutting down (finishing requests in flight)");
+        println!("muon: shutting down (finishing requests in flight; Ctrl-C again stops at once)");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            eprintln!("muon: stopped without finishing requests in flight");
+            std::process::exit(130);
+        });
     })
 }

@@ -358,3 +358,58 @@ fn a_control_api_off_loopback_is_refused() {
         assert!(err.contains("--control 127.0.0.1"), "{err}");
     }
 }
+
+#[test]
+fn shutdown_ends_live_streams() {
+    let mut up = Up::start(&format!("app = \"follow\"\n{}", hello()), &[]);
+    let http = reqwest::blocking::Client::new();
+    // Two followers stay connected: an event tail and a log follow.
+    let tail = http
+        .get(format!("{}/v1/events/tail", up.control))
+        .send()
+        .unwrap();
+    let logs = http
+        .get(format!(
+            "{}/v1/functions/hello/logs?follow=true",
+            up.control
+        ))
+        .send()
+        .unwrap();
+    assert_eq!((tail.status().as_u16(), logs.status().as_u16()), (200, 200));
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &up.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = up.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "muon up is still running with followers connected"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    // The followers saw their streams end.
+    assert!(tail.text().is_ok());
+    assert!(logs.text().is_ok());
+}
+
+#[test]
+fn output_into_a_closed_pipe_exits_quietly() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = support::muon()
+        .args(["events", "test-pattern", "-p", r#"{"source": ["a"]}"#])
+        .args(["-e", r#"{"id": "1", "source": "a", "detail-type": "t", "account": "1", "region": "r", "time": "2024-01-01T00:00:00Z", "resources": [], "detail": {}}"#])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+}

@@ -240,7 +240,7 @@ async fn logs(
     let live = journal.follow();
     let backlog: Vec<_> = journal.logs(&function, limit);
     let backlog = futures::stream::iter(backlog);
-    let live = crate::broadcast_stream(live);
+    let live = crate::broadcast_stream(live, state.stopping());
     crate::ndjson(
         backlog
             .chain(live.filter(move |l| std::future::ready(l.function == function)))

@@ -459,7 +459,7 @@ async fn tail(state: axum::extract::State<State>, Query(q): Query<TailQuery>) ->
     };
     let only = q.bus;
     crate::ndjson(
-        crate::broadcast_stream(bus.tail())
+        crate::broadcast_stream(bus.tail(), state.stopping())
             .filter(move |e| {
                 std::future::ready(only.as_deref().is_none_or(|b| e.bus.as_str() == b))
             })

@@ -60,6 +60,8 @@ pub struct State {
 
 struct StateInner {
     config: Config,
+    /// Turns true at shutdown: live streams (logs, event tails) end then.
+    stopping: tokio::sync::watch::Sender<bool>,
     invoker: Invoker,
     routes: Routes,
     bus: Option<muon_bus::Bus>,
@@ -76,6 +78,7 @@ impl State {
         Self {
             inner: Arc::new(StateInner {
                 config,
+                stopping: tokio::sync::watch::Sender::new(false),
                 invoker,
                 routes,
                 bus: None,
@@ -124,6 +127,11 @@ impl State {
     pub fn routes(&self) -> &Routes {
         &self.inner.routes
     }
+
+    /// What live streams watch to end at shutdown.
+    fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.stopping.subscribe()
+    }
 }
 
 /// Serve app traffic on `gateway` and the control API on `control` until `shutdown` resolves,
@@ -135,9 +143,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopping = state.inner.stopping.clone();
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
+        // Followers of logs and event tails would keep the control API's graceful shutdown
+        // waiting forever: their streams end now.
+        let _ = stopping.send(true);
     });
     let control_app = control::router(state.clone());
     let mut control_stop = stop_rx.clone();
@@ -198,14 +210,20 @@ fn error_json(error: &str, message: impl Into<String>, invocation: Option<String
     .into()
 }
 
-/// What a broadcast receiver gets, as a stream; items missed while lagging are skipped.
+/// What a broadcast receiver gets, as a stream that ends when `stop` turns true (shutdown);
+/// items missed while lagging are skipped.
 fn broadcast_stream<T: Clone + Send + 'static>(
     rx: tokio::sync::broadcast::Receiver<T>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> impl futures::Stream<Item = T> + Send {
-    futures::stream::unfold(rx, |mut rx| async move {
+    futures::stream::unfold((rx, stop), |(mut rx, mut stop)| async move {
         loop {
-            match rx.recv().await {
-                Ok(item) => return Some((item, rx)),
+            let received = tokio::select! {
+                r = rx.recv() => r,
+                _ = stop.wait_for(|s| *s) => return None,
+            };
+            match received {
+                Ok(item) => return Some((item, (rx, stop))),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
