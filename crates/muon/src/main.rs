@@ -87,7 +87,30 @@ pub fn default_dir() -> PathBuf {
     PathBuf::from(".")
 }
 
+/// Output into a closed pipe (`muon flows history X --json | head`) ends the program quietly, as
+/// it would for a program that lets SIGPIPE kill it: `println!` panics on a broken pipe, and
+/// this hook turns that one panic into a quiet exit.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        let broken_pipe = format!("{}", std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        if message.starts_with("failed printing to std")
+            && (message.contains(&broken_pipe) || message.contains("os error 32"))
+        {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MUON_LOG")
