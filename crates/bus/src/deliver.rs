@@ -217,6 +217,9 @@ async fn send(
             retryable: false,
         })?;
     let span = delivery.id.span_id();
+    // What this delivery makes its target publish is one hop deeper than the event.
+    let hops = bus.inner.hops.of(event.parent_span.as_deref()) + 1;
+    bus.inner.hops.note(&span, hops);
     if let TargetKind::Bus(to) = &target.kind {
         let trace = TraceContext {
             trace_id: event.trace_id.clone(),

@@ -153,6 +153,17 @@ impl Bus {
         mut envelope: serde_json::Value,
         trace: TraceContext,
     ) -> Result<EventId, crate::DeliveryError> {
+        let hops = self.inner.hops.of(trace.parent_span.as_deref());
+        if hops > crate::MAX_HOPS {
+            return Err(crate::DeliveryError {
+                code: "LoopDetected".into(),
+                message: format!(
+                    "the event came through {hops} deliveries in a row that each put the next one on a bus (at most {}): a rule whose target is a bus its pattern matches again? The loop is cut here.",
+                    crate::MAX_HOPS
+                ),
+                retryable: false,
+            });
+        }
         let id = crate::new_event_id();
         envelope["id"] = serde_json::Value::String(id.to_string());
         let json = envelope.to_string();
@@ -263,6 +274,19 @@ impl Bus {
         now: i64,
         trace: Option<TraceContext>,
     ) -> Result<Accepted, EntryResult> {
+        let hops = self
+            .inner
+            .hops
+            .of(trace.as_ref().and_then(|t| t.parent_span.as_deref()));
+        if hops > crate::MAX_HOPS {
+            return Err(failed(
+                "LoopDetected",
+                format!(
+                    "the event comes from {hops} deliveries in a row that each published the next (at most {}): a function that publishes what its own rule matches? The loop is cut here.",
+                    crate::MAX_HOPS
+                ),
+            ));
+        }
         let bus = match entry.event_bus_name.as_deref() {
             None | Some("") => BusName::default_bus(),
             Some(name) => {

@@ -36,7 +36,7 @@ pub use muon_store::{Delivery, DeliveryStatus, EventRecord};
 use muon_types::{ArchiveName, BusName, DeliveryId, EventId, RuleName};
 pub use rules::{Edit, Origin, RuleInfo};
 use tokio::sync::{broadcast, mpsc};
-pub use trace::{TraceContext, TraceNode};
+pub use trace::{MAX_HOPS, TraceContext, TraceNode};
 
 /// How the bus runs.
 #[derive(Debug, Clone)]
@@ -180,6 +180,8 @@ struct Inner {
     /// Delivery outcomes to record, batched by [`deliver::record`].
     outcomes: mpsc::UnboundedSender<Delivery>,
     tail: broadcast::Sender<Arc<EventRecord>>,
+    /// How deep in a chain of deliveries recent delivery spans are, to cut loops.
+    hops: trace::Hops,
 }
 
 impl Bus {
@@ -230,6 +232,7 @@ impl Bus {
                 schedule,
                 outcomes,
                 tail,
+                hops: Default::default(),
             }),
         };
         let pending = bus.resume().await?;

@@ -56,6 +56,47 @@ impl TraceContext {
     }
 }
 
+/// Most deliveries in a row that may each publish the event that causes the next: past this, an
+/// event is refused as a loop (a rule whose target is its own bus and whose pattern matches what
+/// it puts there would otherwise go on forever).
+pub const MAX_HOPS: u32 = 32;
+
+/// How many deliveries in a row led to the events each delivery span publishes, remembered for
+/// the spans of recent deliveries (bounded: past the cap all are forgotten, which only lets a
+/// loop run some hops longer).
+#[derive(Default)]
+pub(crate) struct Hops {
+    spans: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+const MAX_REMEMBERED_SPANS: usize = 100_000;
+
+impl Hops {
+    /// The hops of an event published during `span` (0 outside any delivery).
+    pub(crate) fn of(&self, span: Option<&str>) -> u32 {
+        span.and_then(|s| {
+            self.spans
+                .lock()
+                .expect("no panics under the lock")
+                .get(s)
+                .copied()
+        })
+        .unwrap_or(0)
+    }
+
+    /// Remembers that what `span` publishes is `hops` deliveries deep.
+    pub(crate) fn note(&self, span: &str, hops: u32) {
+        if hops == 0 {
+            return;
+        }
+        let mut spans = self.spans.lock().expect("no panics under the lock");
+        if spans.len() >= MAX_REMEMBERED_SPANS {
+            spans.clear();
+        }
+        spans.insert(span.to_owned(), hops);
+    }
+}
+
 /// One event, what it was delivered to, and what those deliveries published in turn.
 #[derive(Debug, Clone)]
 pub struct TraceNode {

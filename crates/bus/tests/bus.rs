@@ -237,6 +237,43 @@ async fn control_characters_in_header_fields_are_refused_per_entry() {
 }
 
 #[tokio::test]
+async fn a_rule_that_targets_its_own_bus_is_cut_after_max_hops() {
+    let store = Arc::new(Memory::new());
+    let rules = vec![rule(
+        r#"{"Name":"loop","EventPattern":{"source":["loop"]},"Targets":[{"Bus":"default"}]}"#,
+    )];
+    let bus = Bus::start(config(rules), store.clone(), Arc::new(Recorder::default()))
+        .await
+        .unwrap();
+    accepted(
+        &bus,
+        vec![PutEntry {
+            source: Some("loop".into()),
+            ..entry("{}")
+        }],
+    )
+    .await;
+    let dead = || async {
+        store
+            .deliveries(DeliveryStatus::DeadLettered, 10)
+            .await
+            .unwrap()
+    };
+    eventually("the loop cut", async || !dead().await.is_empty()).await;
+    let cut = dead().await;
+    assert_eq!(cut.len(), 1);
+    assert_eq!(cut[0].error.as_ref().unwrap().0, "LoopDetected");
+    let events = store
+        .events(muon_store::EventQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len() as u32, muon_bus::MAX_HOPS + 1);
+}
+
+#[tokio::test]
 async fn bad_entries_fail_one_by_one_and_bad_requests_whole() {
     let store = Arc::new(Memory::new());
     let bus = Bus::start(
