@@ -148,14 +148,54 @@ fn open_connection(path: &Path) -> Result<Connection> {
     })
 }
 
+/// SQLite's `quick_check` (every page and index structurally sound), so damage is found at
+/// start rather than when a query happens to read it.
+fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
+    let damaged = |what: String| {
+        Error::Backend(format!(
+            "{} is damaged ({what}). Stop muon, keep a copy of the file, and restore the store \
+             from a backup; `sqlite3 {} .recover` may save what is still readable. To start over \
+             with an empty store, move it aside.",
+            path.display(),
+            path.display()
+        ))
+    };
+    let mut statement = conn
+        .prepare("PRAGMA quick_check(5)")
+        .map_err(|e| damaged(e.to_string()))?;
+    let problems: Vec<String> = statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| damaged(e.to_string()))?;
+    match problems.as_slice() {
+        [ok] if ok == "ok" => Ok(()),
+        _ => Err(damaged(format!("quick_check: {}", problems.join("; ")))),
+    }
+}
+
 impl Sqlite {
-    /// Open (creating if needed) the database at `path`, and start its writer thread.
+    /// Open (creating if needed) the database at `path`, and start its writer thread. A file
+    /// that exists but is empty, or that fails SQLite's `quick_check`, is refused with how to
+    /// recover.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::Backend(format!("cannot create {}: {e}", dir.display())))?;
         }
+        // SQLite takes an empty file for a new database: a store that was truncated (or whose
+        // disk lost it) would come back empty and answer 404 for every acknowledged event.
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            return Err(Error::Backend(format!(
+                "{} exists but is empty: the store it held is gone (truncated, or lost by its \
+                 disk). Restore it from a backup; to start over with an empty store, delete it \
+                 (and any {}-wal and {}-shm beside it).",
+                path.display(),
+                path.display(),
+                path.display()
+            )));
+        }
         let writer = open_connection(path)?;
+        check_integrity(&writer, path)?;
         writer.execute_batch(SCHEMA).map_err(|e| {
             Error::Backend(format!(
                 "{} is not a muon database or is damaged: {e}",

@@ -106,3 +106,56 @@ fn a_file_that_is_not_a_database_is_refused_clearly() {
     };
     assert!(err.to_string().contains("muon.db"), "{err}");
 }
+
+#[test]
+fn an_emptied_store_is_refused_not_taken_for_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("muon.db");
+    std::fs::write(&path, b"").unwrap();
+    let Err(err) = Sqlite::open(&path) else {
+        panic!("a zero-byte store opened as a new, empty one")
+    };
+    let err = err.to_string();
+    assert!(
+        err.contains("exists but is empty") && err.contains("delete it"),
+        "{err}"
+    );
+    // A path that does not exist is a new store.
+    assert!(Sqlite::open(&dir.path().join("new.db")).is_ok());
+}
+
+#[tokio::test]
+async fn a_damaged_store_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("muon.db");
+    {
+        let store = Sqlite::open(&path).unwrap();
+        for n in 0..200 {
+            let mut tx = Transaction::new();
+            tx.push(Op::AppendEvent(event(n)));
+            store.commit(tx).await.unwrap();
+        }
+    }
+    // Fold the WAL into the file, then scribble over a page in the middle of it.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let _: (i64, i64, i64) = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 4 * 4096, "{} bytes", bytes.len());
+    // Every page but the first (the schema) gets its header and cell pointers overwritten.
+    for page in bytes.chunks_mut(4096).skip(1) {
+        for b in &mut page[..64] {
+            *b = 0x5a;
+        }
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let Err(err) = Sqlite::open(&path) else {
+        panic!("a damaged store opened")
+    };
+    assert!(err.to_string().contains("is damaged"), "{err}");
+}
