@@ -107,13 +107,19 @@ pub enum Error {
     Unsupported(String),
     #[error("the workflow engine is shutting down")]
     Closed,
+    /// A state machine in the store cannot be read back: muon does not start over a store it
+    /// cannot read whole (as for stored rules and archives), rather than drop the record.
+    #[error(
+        "stored state machine {0} cannot be read: {1}. muon does not start over a store it cannot read whole: start the muon version that stored it and delete the state machine, or delete the record itself (sqlite3 muon.db \"DELETE FROM state_machines WHERE name = '{0}'\")"
+    )]
+    BadStoredMachine(String, String),
 }
 
 impl Error {
     /// The AWS error name this error is reported with.
     pub fn aws_code(&self) -> &'static str {
         match self {
-            Error::Store(_) | Error::Closed => "ServiceUnavailable",
+            Error::Store(_) | Error::Closed | Error::BadStoredMachine(..) => "ServiceUnavailable",
             Error::InvalidDefinition(_) => "InvalidDefinition",
             Error::InvalidName(..) => "InvalidName",
             Error::InvalidArn(_) => "InvalidArn",
@@ -240,7 +246,7 @@ impl Flows {
     ) -> Result<Flows> {
         let machines = machines::Table::new(&config)?;
         for record in store.state_machines().await? {
-            machines.load(&config, record);
+            machines.load(&config, record)?;
         }
         let flows = Flows {
             inner: Arc::new(Inner {

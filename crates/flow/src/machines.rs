@@ -140,36 +140,28 @@ impl Table {
 
     /// Add a stored API state machine; one the manifest declares too is ignored (the
     /// manifest wins), as is one that no longer validates.
-    pub(crate) fn load(&self, config: &Config, record: StateMachineRecord) {
+    pub(crate) fn load(&self, config: &Config, record: StateMachineRecord) -> crate::Result<()> {
         if self.get(&record.name).is_some() {
             tracing::warn!(
                 "state machine {} is declared in muon.toml; the one created through the API is ignored",
                 record.name
             );
-            return;
+            return Ok(());
         }
-        let Some(kind) = Kind::parse(&record.kind) else {
-            tracing::error!(
-                "stored state machine {} has unknown type {}",
-                record.name,
-                record.kind
-            );
-            return;
-        };
-        match Definition::parse(&record.definition) {
-            Ok(parsed) => {
-                self.insert(Machine {
-                    arn: self.arn(config, &record.name),
-                    name: record.name,
-                    kind,
-                    origin: Origin::Api,
-                    definition: Arc::new(parsed),
-                    definition_text: record.definition,
-                    created_ms: record.created_ms,
-                });
-            }
-            Err(e) => tracing::error!("stored state machine {}: {e}", record.name),
-        }
+        let bad = |why: String| crate::Error::BadStoredMachine(record.name.clone(), why);
+        let kind = Kind::parse(&record.kind)
+            .ok_or_else(|| bad(format!("its type {} is unknown", record.kind)))?;
+        let parsed = Definition::parse(&record.definition).map_err(|e| bad(e.to_string()))?;
+        self.insert(Machine {
+            arn: self.arn(config, &record.name),
+            name: record.name,
+            kind,
+            origin: Origin::Api,
+            definition: Arc::new(parsed),
+            definition_text: record.definition,
+            created_ms: record.created_ms,
+        });
+        Ok(())
     }
 
     pub(crate) fn insert(&self, machine: Machine) -> Arc<Machine> {

@@ -762,3 +762,27 @@ fn executions_resume_after_a_crash() {
         }
     });
 }
+
+#[tokio::test]
+async fn a_stored_machine_that_cannot_be_read_refuses_startup() {
+    let store: Arc<dyn Store> = Arc::new(muon_store::Memory::new());
+    let mut tx = muon_store::Transaction::new();
+    tx.push(muon_store::Op::PutStateMachine(
+        muon_store::StateMachineRecord {
+            name: "broken".into(),
+            kind: "STANDARD".into(),
+            definition: r#"{"StartAt": "Nowhere", "States": {}}"#.into(),
+            created_ms: 0,
+        },
+    ));
+    store.commit(tx).await.unwrap();
+    let Err(e) = Flows::start(Config::default(), store, Arc::new(Fake::default())).await else {
+        panic!("a store with an unreadable state machine was taken")
+    };
+    let message = e.to_string();
+    assert!(
+        message.contains("stored state machine broken cannot be read")
+            && message.contains("DELETE FROM state_machines"),
+        "{message}"
+    );
+}

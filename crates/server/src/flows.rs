@@ -53,7 +53,9 @@ impl From<Error> for Failure {
             Error::MachineExists(_) | Error::ExecutionExists(_) | Error::ManifestMachine(_) => {
                 StatusCode::CONFLICT
             }
-            Error::Store(_) | Error::Closed => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Store(_) | Error::Closed | Error::BadStoredMachine(..) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::BAD_REQUEST,
         };
         Failure {
