@@ -626,12 +626,25 @@ fn valid_app_name(name: &str) -> bool {
 }
 
 fn resolve_source(root: &Path, source: &str) -> Result<Source, String> {
+    if source.starts_with('~') {
+        return Err(format!(
+            "{source} starts with `~`, which muon does not expand: write the path relative to muon.toml's folder, or in full"
+        ));
+    }
     let path = root.join(source);
+    // Say what is wrong with the path, not only that it is not usable.
+    let missing = |path: &Path, hint: &str| match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            format!("{} does not exist{hint}", path.display())
+        }
+        Err(e) => format!("{} cannot be read: {e}", path.display()),
+        Ok(_) => format!("{} is not a file{hint}", path.display()),
+    };
     if source.ends_with(".wasm") {
         if path.is_file() {
             Ok(Source::Wasm(path))
         } else {
-            Err(format!("{} does not exist", path.display()))
+            Err(missing(&path, ""))
         }
     } else if path.join("Cargo.toml").is_file() {
         Ok(Source::Cargo(path))
@@ -641,9 +654,9 @@ fn resolve_source(root: &Path, source: &str) -> Result<Source, String> {
             path.display()
         ))
     } else {
-        Err(format!(
-            "{} does not exist: point `source` at a `.wasm` file or a guest Cargo project folder",
-            path.display()
+        Err(missing(
+            &path,
+            ": point `source` at a `.wasm` file or a guest Cargo project folder",
         ))
     }
 }

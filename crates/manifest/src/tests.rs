@@ -796,3 +796,31 @@ fn api_archives_read_bus_arns_and_report_aws_codes() {
     let e = Archive::from_api_json("{not json").unwrap_err();
     assert!(e.to_string().starts_with("malformed archive"), "{e}");
 }
+
+#[test]
+fn definitions_are_read_with_a_bound_and_sources_say_what_is_wrong() {
+    let big = format!(
+        r#"{{"Comment": "{}", "StartAt": "A", "States": {{"A": {{"Type": "Pass", "End": true}}}}}}"#,
+        "x".repeat(1_100_000)
+    );
+    let e = workflow_errors(
+        &[("big.json", &big)],
+        &format!("{HELLO}\n[[workflow]]\nname = \"big\"\ndefinition = \"big.json\"\n"),
+    );
+    assert!(e.contains("larger than 1048576 bytes"), "{e}");
+    let e = workflow_errors(
+        &[],
+        &format!("{HELLO}\n[[workflow]]\nname = \"zero\"\ndefinition = \"/dev/zero\"\n"),
+    );
+    assert!(e.contains("not a regular file"), "{e}");
+    let e = errors(
+        "app = \"a\"\n[[function]]\nname = \"f\"\nruntime = \"wasm\"\nsource = \"~/hello.wasm\"\n",
+    );
+    assert!(e.contains("does not expand"), "{e}");
+    let e = errors("app = \"a\"\n[[function]]\nname = \"f\"\nruntime = \"wasm\"\nsource = \"/\"\n");
+    assert!(e.contains("without a Cargo.toml"), "{e}");
+    let e = errors(
+        "app = \"a\"\n[[function]]\nname = \"f\"\nruntime = \"wasm\"\nsource = \"/etc/x.wasm\"\n",
+    );
+    assert!(e.contains("does not exist"), "{e}");
+}

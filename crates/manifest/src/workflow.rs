@@ -116,7 +116,7 @@ impl RawWorkflow {
             Some(relative) => {
                 let path = root.join(relative);
                 let path = std::path::absolute(&path).unwrap_or(path);
-                match std::fs::read_to_string(&path) {
+                match read_definition(&path) {
                     Ok(text) => (path, text),
                     Err(e) => {
                         problem(
@@ -154,4 +154,26 @@ impl RawWorkflow {
             kind,
         })
     }
+}
+
+/// The largest definition read: Step Functions' limit (1 MiB).
+pub const MAX_DEFINITION_BYTES: u64 = 1024 * 1024;
+
+/// Reads a definition file, refusing what is not a regular file (`/dev/zero`, a FIFO) and
+/// anything over [`MAX_DEFINITION_BYTES`], without reading more than that.
+fn read_definition(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    let mut text = String::new();
+    file.take(MAX_DEFINITION_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_DEFINITION_BYTES {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {MAX_DEFINITION_BYTES} bytes, Step Functions' limit for a definition"
+        )));
+    }
+    Ok(text)
 }
