@@ -264,21 +264,29 @@ impl Bus {
     pub async fn archive_stats(&self, name: &ArchiveName) -> Result<(usize, usize)> {
         let archive = self.archive(name)?.archive;
         let filter = Filter::of(&archive, now_ms());
-        let events = self
-            .inner
-            .store
-            .events(EventQuery {
-                bus: Some(archive.bus.clone()),
-                from_ms: (filter.since_ms > i64::MIN).then_some(filter.since_ms),
-                to_ms: None,
-                parent_span: None,
-                limit: usize::MAX >> 1,
-            })
-            .await?;
-        Ok(events
-            .iter()
-            .filter(|e| filter.holds(e))
-            .fold((0, 0), |(n, size), e| (n + 1, size + e.json.len())))
+        // Page through the bus's events: memory stays at one page however many it holds.
+        let (mut count, mut size, mut after) = (0, 0, None);
+        loop {
+            let page = self
+                .inner
+                .store
+                .events(EventQuery {
+                    bus: Some(archive.bus.clone()),
+                    from_ms: (filter.since_ms > i64::MIN).then_some(filter.since_ms),
+                    after,
+                    limit: crate::SCAN_PAGE,
+                    ..Default::default()
+                })
+                .await?;
+            for e in page.iter().filter(|e| filter.holds(e)) {
+                count += 1;
+                size += e.json.len();
+            }
+            match page.last() {
+                Some(last) if page.len() == crate::SCAN_PAGE => after = Some(last.id),
+                _ => return Ok((count, size)),
+            }
+        }
     }
 
     /// Replay an archive: its events ingested in `[from_ms, to_ms)` (those of its bus that

@@ -441,56 +441,64 @@ impl Bus {
         rules: Option<&[muon_types::RuleName]>,
         filter: Option<&crate::archives::Filter>,
     ) -> Result<(usize, Option<i64>), crate::Error> {
-        let events = self
-            .inner
-            .store
-            .events(muon_store::EventQuery {
-                bus: Some(bus.clone()),
-                from_ms: Some(from_ms),
-                to_ms: Some(to_ms),
-                parent_span: None,
-                limit: usize::MAX >> 1,
-            })
-            .await?;
-        let mut count = 0;
-        let mut last = None;
-        for chunk in events.chunks(100) {
-            let now = now_ms();
-            let mut batch = Vec::with_capacity(chunk.len());
-            let kept = chunk
-                .iter()
-                .filter(|e| e.replay.is_none() && filter.is_none_or(|f| f.holds(e)));
-            for original in kept {
-                let mut de = serde_json::Deserializer::from_str(&original.json);
-                de.disable_recursion_limit();
-                let Ok(mut envelope) =
-                    <serde_json::Value as serde::Deserialize>::deserialize(&mut de)
-                else {
-                    continue;
-                };
-                let id = crate::new_event_id();
-                envelope["id"] = serde_json::Value::String(id.to_string());
-                envelope["replay-name"] = serde_json::Value::String(name.to_string());
-                let json = envelope.to_string();
-                let Ok(parsed) = Event::parse_fields(&json, &self.fields(bus)) else {
-                    continue;
-                };
-                batch.push(Accepted {
-                    record: EventRecord {
-                        id,
-                        bus: bus.clone(),
-                        ingested_ms: now,
-                        json,
-                        trace_id: original.trace_id.clone(),
-                        parent_span: original.parent_span.clone(),
-                        replay: Some(name.to_string()),
-                    },
-                    parsed,
-                });
-                last = Some(original.ingested_ms);
+        // Page through the window: memory stays at one page however many events it holds.
+        let (mut count, mut last, mut after) = (0, None, None);
+        loop {
+            let events = self
+                .inner
+                .store
+                .events(muon_store::EventQuery {
+                    bus: Some(bus.clone()),
+                    from_ms: Some(from_ms),
+                    to_ms: Some(to_ms),
+                    parent_span: None,
+                    after,
+                    limit: crate::SCAN_PAGE,
+                })
+                .await?;
+            for chunk in events.chunks(100) {
+                let now = now_ms();
+                let mut batch = Vec::with_capacity(chunk.len());
+                let kept = chunk
+                    .iter()
+                    .filter(|e| e.replay.is_none() && filter.is_none_or(|f| f.holds(e)));
+                for original in kept {
+                    let mut de = serde_json::Deserializer::from_str(&original.json);
+                    de.disable_recursion_limit();
+                    let Ok(mut envelope) =
+                        <serde_json::Value as serde::Deserialize>::deserialize(&mut de)
+                    else {
+                        continue;
+                    };
+                    let id = crate::new_event_id();
+                    envelope["id"] = serde_json::Value::String(id.to_string());
+                    envelope["replay-name"] = serde_json::Value::String(name.to_string());
+                    let json = envelope.to_string();
+                    let Ok(parsed) = Event::parse_fields(&json, &self.fields(bus)) else {
+                        continue;
+                    };
+                    batch.push(Accepted {
+                        record: EventRecord {
+                            id,
+                            bus: bus.clone(),
+                            ingested_ms: now,
+                            json,
+                            trace_id: original.trace_id.clone(),
+                            parent_span: original.parent_span.clone(),
+                            replay: Some(name.to_string()),
+                        },
+                        parsed,
+                    });
+                    last = Some(original.ingested_ms);
+                }
+                count += batch.len();
+                self.commit(batch, now, rules).await?;
             }
-            count += batch.len();
-            self.commit(batch, now, rules).await?;
+
+            match events.last() {
+                Some(e) if events.len() == crate::SCAN_PAGE => after = Some(e.id),
+                _ => break,
+            }
         }
         Ok((count, last))
     }

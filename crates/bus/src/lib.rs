@@ -158,6 +158,10 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How many stored events a scan (an archive's count, a replay) reads at once: memory stays at
+/// one page however many events it goes through.
+pub(crate) const SCAN_PAGE: usize = 1000;
+
 /// The running bus. Cheap to clone.
 #[derive(Clone)]
 pub struct Bus {

@@ -997,3 +997,19 @@ async fn api_archives_are_stored_and_manifest_ones_are_read_only() {
         Err(Error::NoSuchArchive(_))
     ));
 }
+
+#[tokio::test]
+async fn a_replay_pages_through_more_events_than_one_page() {
+    let store = Arc::new(Memory::new());
+    let bus = Bus::start(config(vec![]), store.clone(), Arc::new(Recorder::default()))
+        .await
+        .unwrap();
+    for _ in 0..250 {
+        accepted(&bus, (0..10).map(|_| entry("{}")).collect()).await;
+    }
+    let n = bus
+        .replay("all", &BusName::default_bus(), 0, i64::MAX, None)
+        .await
+        .unwrap();
+    assert_eq!(n, 2500);
+}

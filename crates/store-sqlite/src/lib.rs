@@ -583,6 +583,14 @@ impl Store for Sqlite {
                 args.push(Box::new(span.clone()));
                 sql += &format!(" AND parent_span = ?{}", args.len());
             }
+            if let Some(after) = q.after {
+                // An event that is gone (pruned) leaves nothing after it, as in the model.
+                args.push(Box::new(after.to_string()));
+                sql += &format!(
+                    " AND seq > COALESCE((SELECT seq FROM events WHERE id = ?{}), 9223372036854775807)",
+                    args.len()
+                );
+            }
             args.push(Box::new(q.limit as i64));
             sql += &format!(" ORDER BY seq LIMIT ?{}", args.len());
             let mut statement = conn.prepare_cached(&sql)?;

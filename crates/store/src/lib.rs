@@ -273,6 +273,9 @@ pub struct EventQuery {
     pub to_ms: Option<i64>,
     /// Only events published by this span.
     pub parent_span: Option<String>,
+    /// Only events stored after this one (a page's last): scans page through events with it
+    /// instead of holding them all.
+    pub after: Option<EventId>,
     pub limit: usize,
 }
 

@@ -182,8 +182,14 @@ impl Store for Memory {
 
     fn events(&self, q: EventQuery) -> BoxFuture<'_, Result<Vec<EventRecord>>> {
         let state = self.state();
-        let found = state
-            .events
+        let start = match q.after {
+            Some(after) => match state.events.iter().position(|e| e.id == after) {
+                Some(i) => i + 1,
+                None => state.events.len(),
+            },
+            None => 0,
+        };
+        let found = state.events[start..]
             .iter()
             .filter(|e| q.bus.as_ref().is_none_or(|b| &e.bus == b))
             .filter(|e| q.from_ms.is_none_or(|t| e.ingested_ms >= t))

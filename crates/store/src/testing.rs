@@ -267,6 +267,8 @@ pub async fn agrees_with_model(store: &dyn Store, seed: u64, rounds: usize) {
             to_ms: (rng.below(2) == 0).then(|| 1_000 + rng.below(round as u64 * 10 + 20) as i64),
             parent_span: (rng.below(3) == 0)
                 .then(|| spans[rng.below(spans.len() as u64) as usize].clone()),
+            after: (rng.below(3) == 0 && !events.is_empty())
+                .then(|| events[rng.below(events.len() as u64) as usize]),
             limit: 1 + rng.below(50) as usize,
         };
         assert_eq!(
