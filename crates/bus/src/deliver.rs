@@ -197,6 +197,10 @@ async fn attempt(bus: Bus, job: Job) {
     let _ = bus.inner.outcomes.send(delivery.clone());
     if retry_at.is_some() {
         let _ = bus.inner.schedule.send(Job { delivery, event });
+    } else {
+        bus.inner
+            .backlog
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -55,6 +55,9 @@ pub enum EntryResult {
 pub enum PutError {
     #[error("{0}")]
     Validation(String),
+    /// The scheduler's backlog is full: try again later.
+    #[error("{0}")]
+    Throttled(String),
     #[error("the events could not be stored: {0}")]
     Store(#[from] muon_store::Error),
 }
@@ -63,6 +66,7 @@ impl PutError {
     pub fn aws_code(&self) -> &'static str {
         match self {
             PutError::Validation(_) => "ValidationException",
+            PutError::Throttled(_) => "ThrottlingException",
             PutError::Store(_) => "InternalException",
         }
     }
@@ -100,6 +104,20 @@ impl Bus {
             .unwrap_or_default()
     }
 
+    /// Why new events must wait, when the scheduler's backlog is full.
+    pub(crate) fn backlogged(&self) -> Option<String> {
+        let backlog = self
+            .inner
+            .backlog
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let max = self.inner.config.max_backlog;
+        (backlog >= max).then(|| {
+            format!(
+                "Rate exceeded: {backlog} deliveries are waiting (at most {max}); slow down and try again."
+            )
+        })
+    }
+
     /// PutEvents: each entry is accepted or fails on its own; accepted ones are committed,
     /// with their deliveries, before this returns.
     pub async fn put_events(
@@ -118,6 +136,9 @@ impl Bus {
             return Err(PutError::Validation(format!(
                 "Total size of the entries in the request is over the limit: {total} bytes, at most {MAX_REQUEST_BYTES}."
             )));
+        }
+        if let Some(why) = self.backlogged() {
+            return Err(PutError::Throttled(why));
         }
         let now = now_ms();
         let mut results = Vec::with_capacity(entries.len());
@@ -153,6 +174,13 @@ impl Bus {
         mut envelope: serde_json::Value,
         trace: TraceContext,
     ) -> Result<EventId, crate::DeliveryError> {
+        if let Some(why) = self.backlogged() {
+            return Err(crate::DeliveryError {
+                code: "ThrottlingException".into(),
+                message: why,
+                retryable: true,
+            });
+        }
         let hops = self.inner.hops.of(trace.parent_span.as_deref());
         if hops > crate::MAX_HOPS {
             return Err(crate::DeliveryError {
@@ -256,7 +284,7 @@ impl Bus {
         tokio::spawn(async move {
             inner.store.commit(tx).await?;
             for job in jobs {
-                let _ = inner.schedule.send(job);
+                inner.enqueue(job);
             }
             for r in records {
                 let _ = inner.tail.send(r);
@@ -492,6 +520,10 @@ impl Bus {
                     last = Some(original.ingested_ms);
                 }
                 count += batch.len();
+                // A replay waits for the scheduler rather than fill its memory.
+                while self.backlogged().is_some() {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
                 self.commit(batch, now, rules).await?;
             }
 

@@ -58,6 +58,10 @@ pub struct Config {
     pub retry_cap: Duration,
     /// Deliveries attempted at once, across all targets.
     pub max_in_flight: usize,
+    /// Deliveries waiting or in flight past which PutEvents is refused with
+    /// `ThrottlingException` (and bus targets and replays wait): the scheduler holds each one
+    /// in memory, so this bounds its memory under a sustained overload.
+    pub max_backlog: usize,
     /// Events older than this are forgotten (checked every minute), unless one of their
     /// deliveries is pending or dead-lettered. `None` keeps every event (the archive).
     pub retention: Option<Duration>,
@@ -75,6 +79,7 @@ impl Default for Config {
             retry_base: Duration::from_secs(1),
             retry_cap: Duration::from_secs(600),
             max_in_flight: 256,
+            max_backlog: 200_000,
             retention: None,
         }
     }
@@ -186,6 +191,8 @@ struct Inner {
     tail: broadcast::Sender<Arc<EventRecord>>,
     /// How deep in a chain of deliveries recent delivery spans are, to cut loops.
     hops: trace::Hops,
+    /// Deliveries handed to the scheduler and not yet delivered or dead-lettered.
+    backlog: std::sync::atomic::AtomicUsize,
 }
 
 impl Bus {
@@ -237,6 +244,7 @@ impl Bus {
                 outcomes,
                 tail,
                 hops: Default::default(),
+                backlog: Default::default(),
             }),
         };
         let pending = bus.resume().await?;
@@ -315,7 +323,7 @@ impl Bus {
         let count = jobs.len();
         self.inner.store.commit(tx).await?;
         for job in jobs {
-            let _ = self.inner.schedule.send(job);
+            self.inner.enqueue(job);
         }
         Ok(count)
     }
@@ -353,12 +361,18 @@ impl Bus {
                     }
                 },
             };
-            let _ = self
-                .inner
-                .schedule
-                .send(deliver::Job { delivery: d, event });
+            self.inner.enqueue(deliver::Job { delivery: d, event });
         }
         Ok(count)
+    }
+}
+
+impl Inner {
+    /// Hands a delivery that is not yet in the scheduler to it (a retry goes back directly).
+    fn enqueue(&self, job: deliver::Job) {
+        self.backlog
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.schedule.send(job);
     }
 }
 

@@ -1013,3 +1013,59 @@ async fn a_replay_pages_through_more_events_than_one_page() {
         .unwrap();
     assert_eq!(n, 2500);
 }
+
+/// A target that takes every delivery and never answers.
+struct Stuck;
+
+impl Dispatch for Stuck {
+    fn deliver(
+        &self,
+        _target: &TargetKind,
+        _message: Message,
+    ) -> BoxFuture<'static, Result<(), DeliveryError>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn a_full_backlog_throttles_put_events_and_loses_nothing() {
+    let store = Arc::new(Memory::new());
+    let one = rule(
+        r#"{"Name":"one","EventPattern":{"source":["shop"]},"Targets":[{"Url":"http://x/"}]}"#,
+    );
+    let bus = Bus::start(
+        Config {
+            max_backlog: 25,
+            ..config(vec![one])
+        },
+        store.clone(),
+        Arc::new(Stuck),
+    )
+    .await
+    .unwrap();
+    let mut accepted_events = 0;
+    let mut throttled = None;
+    for _ in 0..10 {
+        match bus
+            .put_events((0..10).map(|_| entry("{}")).collect(), None)
+            .await
+        {
+            Ok(results) => accepted_events += results.len(),
+            Err(e) => {
+                throttled = Some(e);
+                break;
+            }
+        }
+    }
+    let Some(PutError::Throttled(why)) = throttled else {
+        panic!("never throttled after {accepted_events} events: {throttled:?}")
+    };
+    assert!(why.contains("at most 25"), "{why}");
+    // Nothing accepted was lost: every event was stored with its delivery, waiting.
+    assert_eq!(accepted_events, 30);
+    let pending = store
+        .deliveries(DeliveryStatus::Pending, 100)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 30);
+}

@@ -178,6 +178,9 @@ async fn put(bus: &Bus, entries: Vec<PutEntry>, trace: Option<TraceContext>) -> 
     match bus.put_events(entries, trace).await {
         Ok(results) => Json(put_result(results)).into_response(),
         Err(e @ muon_bus::PutError::Validation(_)) => bad(e.to_string()),
+        Err(e @ muon_bus::PutError::Throttled(_)) => {
+            error(StatusCode::TOO_MANY_REQUESTS, e.aws_code(), e.to_string())
+        }
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             e.aws_code(),
