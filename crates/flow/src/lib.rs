@@ -63,6 +63,11 @@ pub struct Config {
     pub region: String,
     /// The role executions show (`roleArn`); nothing checks it.
     pub role_arn: String,
+    /// Most executions running at once, and most bytes of input they may hold together (each
+    /// running execution lives in memory): past either, a start is refused with
+    /// `ExecutionLimitExceeded`. Executions resumed at start are never refused.
+    pub max_running: usize,
+    pub max_running_input_bytes: usize,
 }
 
 impl Default for Config {
@@ -72,6 +77,8 @@ impl Default for Config {
             account: "000000000000".into(),
             region: "local".into(),
             role_arn: "arn:aws:iam::000000000000:role/muon".into(),
+            max_running: 100_000,
+            max_running_input_bytes: 256 << 20,
         }
     }
 }
@@ -107,6 +114,8 @@ pub enum Error {
     Unsupported(String),
     #[error("the workflow engine is shutting down")]
     Closed,
+    #[error("Execution Limit Exceeded: {0}; try again once some have ended")]
+    ExecutionLimitExceeded(String),
     /// A state machine in the store cannot be read back: muon does not start over a store it
     /// cannot read whole (as for stored rules and archives), rather than drop the record.
     #[error(
@@ -132,6 +141,7 @@ impl Error {
             Error::InvalidToken(_) => "InvalidToken",
             Error::TaskDoesNotExist => "TaskDoesNotExist",
             Error::Unsupported(_) => "ValidationException",
+            Error::ExecutionLimitExceeded(_) => "ExecutionLimitExceeded",
         }
     }
 
@@ -213,13 +223,60 @@ pub(crate) struct Inner {
     dispatch: Arc<dyn Dispatch>,
     machines: machines::Table,
     /// Running executions by ARN.
-    live: Mutex<HashMap<String, Live>>,
+    live: Mutex<LiveTable>,
     /// Express executions that ended, newest last.
     recent: Mutex<VecDeque<Arc<Recent>>>,
 }
 
 /// A running execution: how to reach its actor.
-struct Live {
+/// The running executions by ARN, with the bytes of input they hold.
+#[derive(Default)]
+pub(crate) struct LiveTable {
+    map: HashMap<String, Live>,
+    input_bytes: usize,
+}
+
+impl LiveTable {
+    pub(crate) fn get(&self, arn: &str) -> Option<&Live> {
+        self.map.get(arn)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Live> {
+        self.map.values()
+    }
+
+    pub(crate) fn insert(&mut self, arn: String, live: Live) {
+        self.input_bytes += live.input.len();
+        if let Some(old) = self.map.insert(arn, live) {
+            self.input_bytes -= old.input.len();
+        }
+    }
+
+    pub(crate) fn remove(&mut self, arn: &str) -> Option<Live> {
+        let live = self.map.remove(arn)?;
+        self.input_bytes -= live.input.len();
+        Some(live)
+    }
+
+    /// Why one more execution with `input_bytes` of input may not start, if it may not.
+    fn full(&self, config: &Config, input_bytes: usize) -> Option<String> {
+        if self.map.len() >= config.max_running {
+            Some(format!(
+                "{} executions are running, the most muon runs at once",
+                self.map.len()
+            ))
+        } else if self.input_bytes + input_bytes > config.max_running_input_bytes {
+            Some(format!(
+                "the running executions hold {} bytes of input, and this one would pass the {} they may hold together",
+                self.input_bytes, config.max_running_input_bytes
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+pub(crate) struct Live {
     inbox: mpsc::UnboundedSender<run::Msg>,
     /// The input it started with (a second start with the same name must bring the same).
     input: Arc<str>,
@@ -254,7 +311,7 @@ impl Flows {
                 store,
                 dispatch,
                 machines,
-                live: Mutex::new(HashMap::new()),
+                live: Mutex::new(LiveTable::default()),
                 recent: Mutex::new(VecDeque::new()),
             }),
         };
@@ -731,6 +788,9 @@ impl Inner {
                 } else {
                     Err(Error::ExecutionExists(arn))
                 };
+            }
+            if let Some(why) = live.full(&this.config, input_text.len()) {
+                return Err(Error::ExecutionLimitExceeded(why));
             }
             live.insert(
                 arn.clone(),

@@ -786,3 +786,36 @@ async fn a_stored_machine_that_cannot_be_read_refuses_startup() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn running_executions_are_bounded_in_count_and_input_bytes() {
+    let flows = Flows::start(
+        Config {
+            workflows: workflows(),
+            max_running: 3,
+            max_running_input_bytes: 10_000,
+            ..Config::default()
+        },
+        Arc::new(muon_store::Memory::new()),
+        Arc::new(Fake::default()),
+    )
+    .await
+    .unwrap();
+    let start = |name: &str, input: String| {
+        flows.start_execution(StartRequest {
+            machine: "hanging".into(),
+            name: Some(name.into()),
+            input: Some(input),
+        })
+    };
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(6_000));
+    start("a", big.clone()).await.unwrap();
+    let e = start("b", big.clone()).await.unwrap_err();
+    assert_eq!(e.aws_code(), "ExecutionLimitExceeded", "{e}");
+    start("c", "{}".into()).await.unwrap();
+    start("d", "{}".into()).await.unwrap();
+    let e = start("e", "{}".into()).await.unwrap_err();
+    assert_eq!(e.aws_code(), "ExecutionLimitExceeded", "{e}");
+    // A start that names a running execution with its input is still answered.
+    start("a", big).await.unwrap();
+}
