@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use futures::channel::oneshot;
 use muon_store::{
     ArchiveRecord, BoxFuture, Delivery, DeliveryStatus, Error, EventQuery, EventRecord,
-    ExecutionQuery, ExecutionRecord, HistoryRecord, Op, Result, RuleRecord, StateMachineRecord,
-    StepRecord, Store, Transaction,
+    ExecutionQuery, ExecutionRecord, HistoryRecord, KeyRecord, Op, Result, RuleRecord,
+    StateMachineRecord, StepRecord, Store, Transaction,
 };
 use muon_types::{ArchiveName, BusName, DeliveryId, EventId, RuleName};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -66,6 +66,10 @@ CREATE TABLE IF NOT EXISTS rules (
 );
 CREATE TABLE IF NOT EXISTS archives (
     name TEXT PRIMARY KEY,
+    json TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
     json TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS state_machines (
@@ -372,6 +376,13 @@ fn apply<'c>(conn: &'c Connection, hot: &mut Hot<'c>, op: &Op) -> rusqlite::Resu
             conn.prepare_cached("DELETE FROM archives WHERE name = ?1")?
                 .execute(params![name.as_str()])?;
         }
+        Op::PutKey(k) => {
+            conn.prepare_cached(
+                "INSERT INTO api_keys (id, json) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET json = ?2",
+            )?
+            .execute(params![k.id, k.json])?;
+        }
         Op::Prune { before_ms } => {
             conn.prepare_cached(
                 "CREATE TEMP TABLE IF NOT EXISTS pruned (id TEXT PRIMARY KEY) WITHOUT ROWID",
@@ -657,6 +668,19 @@ impl Store for Sqlite {
             let rows = statement.query_map([], |row| {
                 Ok(ArchiveRecord {
                     name: column::<ArchiveName>(row, 0)?,
+                    json: row.get(1)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn keys(&self) -> BoxFuture<'_, Result<Vec<KeyRecord>>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached("SELECT id, json FROM api_keys ORDER BY id")?;
+            let rows = statement.query_map([], |row| {
+                Ok(KeyRecord {
+                    id: row.get(0)?,
                     json: row.get(1)?,
                 })
             })?;

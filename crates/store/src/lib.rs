@@ -127,6 +127,14 @@ pub struct ArchiveRecord {
     pub json: String,
 }
 
+/// An API key for the control API: its public ID and what its owner (the server's auth) keeps
+/// of it (name, scopes, the secret's hash, when it was made or revoked), JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub id: String,
+    pub json: String,
+}
+
 /// A state machine created through the API (manifest workflows are not stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateMachineRecord {
@@ -221,6 +229,8 @@ pub enum Op {
     Prune {
         before_ms: i64,
     },
+    /// Create or replace an API key (revoking one replaces it).
+    PutKey(KeyRecord),
     /// Create or replace an API state machine.
     PutStateMachine(StateMachineRecord),
     DeleteStateMachine {
@@ -297,6 +307,8 @@ pub trait Store: Send + Sync + 'static {
     fn rules(&self) -> BoxFuture<'_, Result<Vec<RuleRecord>>>;
     /// The API archives, by name.
     fn archives(&self) -> BoxFuture<'_, Result<Vec<ArchiveRecord>>>;
+    /// The API keys, by ID.
+    fn keys(&self) -> BoxFuture<'_, Result<Vec<KeyRecord>>>;
     fn state_machines(&self) -> BoxFuture<'_, Result<Vec<StateMachineRecord>>>;
     fn execution(&self, arn: &str) -> BoxFuture<'_, Result<Option<ExecutionRecord>>>;
     fn executions(&self, query: ExecutionQuery) -> BoxFuture<'_, Result<Vec<ExecutionRecord>>>;

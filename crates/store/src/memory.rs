@@ -7,8 +7,8 @@ use muon_types::{ArchiveName, BusName, DeliveryId, EventId, RuleName};
 
 use crate::{
     ArchiveRecord, BoxFuture, Delivery, DeliveryStatus, Error, EventQuery, EventRecord,
-    ExecutionQuery, ExecutionRecord, HistoryRecord, Op, Result, RuleRecord, StateMachineRecord,
-    StepRecord, Store, Transaction,
+    ExecutionQuery, ExecutionRecord, HistoryRecord, KeyRecord, Op, Result, RuleRecord,
+    StateMachineRecord, StepRecord, Store, Transaction,
 };
 
 /// A store that keeps everything in memory (lost on exit): for tests and as the model.
@@ -25,6 +25,7 @@ struct State {
     deliveries: BTreeMap<DeliveryId, (u64, Delivery)>,
     rules: BTreeMap<(BusName, RuleName), RuleRecord>,
     archives: BTreeMap<ArchiveName, ArchiveRecord>,
+    keys: BTreeMap<String, KeyRecord>,
     next_seq: u64,
     machines: BTreeMap<String, StateMachineRecord>,
     /// Executions in the order they started.
@@ -119,6 +120,9 @@ impl Store for Memory {
                 }
                 Op::DeleteArchive { name } => {
                     state.archives.remove(&name);
+                }
+                Op::PutKey(k) => {
+                    state.keys.insert(k.id.clone(), k);
                 }
                 Op::Prune { before_ms } => {
                     let kept: std::collections::HashSet<EventId> = state
@@ -245,6 +249,10 @@ impl Store for Memory {
 
     fn archives(&self) -> BoxFuture<'_, Result<Vec<ArchiveRecord>>> {
         ready(Ok(self.state().archives.values().cloned().collect()))
+    }
+
+    fn keys(&self) -> BoxFuture<'_, Result<Vec<KeyRecord>>> {
+        ready(Ok(self.state().keys.values().cloned().collect()))
     }
 
     fn state_machines(&self) -> BoxFuture<'_, Result<Vec<StateMachineRecord>>> {

@@ -194,9 +194,14 @@ pub async fn agrees_with_model(store: &dyn Store, seed: u64, rounds: usize) {
                         .expect("a valid archive name");
                     if rng.below(3) == 0 {
                         tx.push(Op::DeleteArchive { name });
-                    } else {
+                    } else if rng.below(2) == 0 {
                         tx.push(Op::PutArchive(ArchiveRecord {
                             name,
+                            json: format!("{{\"v\":{}}}", rng.next()),
+                        }));
+                    } else {
+                        tx.push(Op::PutKey(crate::KeyRecord {
+                            id: format!("k{}", rng.below(3)),
                             json: format!("{{\"v\":{}}}", rng.next()),
                         }));
                     }
@@ -260,6 +265,12 @@ pub async fn agrees_with_model(store: &dyn Store, seed: u64, rounds: usize) {
             model.archives().await.unwrap(),
             "{}",
             context("archives")
+        );
+        assert_eq!(
+            store.keys().await.unwrap(),
+            model.keys().await.unwrap(),
+            "{}",
+            context("keys")
         );
         let query = EventQuery {
             bus: (rng.below(2) == 0).then(|| buses[rng.below(2) as usize].clone()),
