@@ -54,8 +54,19 @@ pub struct FunctionsArgs {
     server: Server,
 }
 
+/// The HTTP client every CLI command talks to the control API with. With `MUON_API_KEY` set
+/// (a key from `muon keys create`), each request carries it as `Authorization: Bearer`.
 pub(crate) fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(key) = std::env::var("MUON_API_KEY")
+        && let Ok(mut value) =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", key.trim()))
+    {
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     reqwest::Client::builder()
+        .default_headers(headers)
         .build()
         .expect("an HTTP client without TLS builds")
 }

@@ -6,6 +6,7 @@ mod client;
 mod dispatch;
 mod events;
 mod flows;
+mod keys;
 mod up;
 mod workflows;
 
@@ -51,6 +52,9 @@ enum Command {
     /// The event rules of a running app.
     #[command(subcommand)]
     Rules(events::Rules),
+    /// API keys for the control API: create, list, revoke (in the app's store).
+    #[command(subcommand)]
+    Keys(keys::Command),
     /// Measure isolate start, process start to first response, and throughput.
     Bench(bench::Args),
 }
@@ -58,7 +62,7 @@ enum Command {
 /// Where the control API of a running `muon up` is.
 #[derive(clap::Args, Clone)]
 pub struct Server {
-    /// The control API's address.
+    /// The control API's address. With MUON_API_KEY set, requests carry that key.
     #[arg(
         long,
         env = "MUON_CONTROL",
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
             Command::Events(command) => events::run(command).await,
             Command::Rules(command) => events::rules(command).await,
             Command::Flows(command) => flows::run(command).await,
+            Command::Keys(command) => keys::run(command).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

@@ -21,8 +21,8 @@ pub struct Args {
     /// Where app routes are served.
     #[arg(long, env = "MUON_LISTEN", default_value_t = crate::default_listen())]
     listen: SocketAddr,
-    /// Where the control API is served. Loopback only: the control API has no authentication
-    /// yet, so an address other machines can reach is refused.
+    /// Where the control API is served. Off loopback every request needs an API key, and muon
+    /// refuses to start until one exists (`muon keys create`).
     #[arg(
         long = "control",
         env = "MUON_CONTROL",
@@ -55,6 +55,9 @@ pub struct Args {
     /// (default: keep every event, for replays).
     #[arg(long, env = "MUON_RETENTION", value_parser = muon_types::parse_duration)]
     retention: Option<std::time::Duration>,
+    /// Require an API key on the control API on loopback too (off loopback it always is).
+    #[arg(long, env = "MUON_AUTH")]
+    auth: bool,
     /// Let outbound requests (guests' HTTP, rule URL targets, `http:invoke` tasks) reach loopback
     /// and private addresses (RFC 1918, CGNAT, IPv6 unique-local). Link-local and metadata
     /// addresses and muon's own sockets stay refused.
@@ -68,15 +71,6 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let app = muon_manifest::load(&args.dir)?;
-    refuse_exposed_control(args.control)?;
-    let gateway = bind(args.listen, "--listen").await?;
-    let control = bind(args.control, "--control").await?;
-    let network = Network::new(
-        &args,
-        muon_server::local_addr(&gateway),
-        muon_server::local_addr(&control),
-    )?;
-    let invoker = prepare(&app, &args, &network)?;
     let data_dir = args
         .data_dir
         .clone()
@@ -85,6 +79,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         muon_store_sqlite::Sqlite::open(&data_dir.join("muon.db"))
             .with_context(|| format!("cannot open the data folder {}", data_dir.display()))?,
     );
+    let require_auth = args.auth || !args.control.ip().is_loopback();
+    if require_auth {
+        refuse_without_keys(store.as_ref(), args.control, &data_dir).await?;
+    }
+    let gateway = bind(args.listen, "--listen").await?;
+    let control = bind(args.control, "--control").await?;
+    let network = Network::new(
+        &args,
+        muon_server::local_addr(&gateway),
+        muon_server::local_addr(&control),
+    )?;
+    let invoker = prepare(&app, &args, &network)?;
     let (targets, services) =
         crate::dispatch::Targets::new(invoker.clone(), network.destinations.clone());
     let targets = Arc::new(targets);
@@ -107,7 +113,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             workflows: workflows(&app),
             ..Default::default()
         },
-        store,
+        store.clone(),
         targets,
     )
     .await
@@ -124,9 +130,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(muon_server::Config::default_workers),
             io_uring: args.io_uring,
             events_token: Some(network.events_token.clone()),
+            require_auth,
         },
         invoker.clone(),
     )
+    .with_keys(store)
     .with_bus(bus)
     .with_flows(flows);
     print_ready(&app, &state, &gateway, &control, started);
@@ -153,17 +161,29 @@ fn workflows(app: &App) -> Vec<muon_flow::Workflow> {
         .collect()
 }
 
-/// The control API has no authentication yet: it listens on loopback only.
-fn refuse_exposed_control(control: SocketAddr) -> anyhow::Result<()> {
-    if control.ip().is_loopback() {
+/// A control API that requires keys (off loopback, or `--auth`) does not start without one.
+async fn refuse_without_keys(
+    store: &dyn muon_store::Store,
+    control: SocketAddr,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let keys = crate::keys::all(store).await?;
+    if keys.iter().any(|k| k.revoked_ms.is_none()) {
         return Ok(());
     }
+    let why = if control.ip().is_loopback() {
+        "--auth asks for API keys on the control API".to_string()
+    } else {
+        format!(
+            "the control API would listen on {control}, which other machines can reach, so every request needs an API key"
+        )
+    };
     anyhow::bail!(
-        "the control API would listen on {control}, which other machines can reach, and it has \
-         no authentication yet (API keys are not built): anyone reaching it could invoke, change \
-         and delete everything. Listen on loopback (--control 127.0.0.1:{port}, the default) and \
-         reach it remotely through an SSH tunnel or an authenticating proxy.",
-        port = control.port()
+        "{why}, and this app has none. Make one with `muon keys create admin --scope admin --data-dir {}`, \
+         then send it as `Authorization: Bearer <key>` (the CLI sends MUON_API_KEY). Or listen on \
+         loopback (--control 127.0.0.1:{}, the default).",
+        data_dir.display(),
+        control.port()
     )
 }
 

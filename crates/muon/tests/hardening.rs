@@ -329,7 +329,7 @@ fn internal_destinations_are_refused() {
 }
 
 #[test]
-fn a_control_api_off_loopback_is_refused() {
+fn a_control_api_off_loopback_is_refused_without_keys() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("muon.toml"),
@@ -340,23 +340,107 @@ fn a_control_api_off_loopback_is_refused() {
         (Some("0.0.0.0:0"), None),
         (Some("[::]:0"), None),
         (None, Some("0.0.0.0:0")),
+        (Some("127.0.0.1:0"), Some("--auth")),
     ] {
         let mut cmd = support::muon();
         cmd.arg("up")
             .arg(dir.path())
             .args(["--listen", "127.0.0.1:0"]);
-        if let Some(f) = flag {
-            cmd.args(["--control", f]);
-        }
-        if let Some(e) = env {
-            cmd.env("MUON_CONTROL", e);
-        }
+        match (flag, env) {
+            (Some(f), Some(extra)) => cmd.args(["--control", f, extra]),
+            (Some(f), None) => cmd.args(["--control", f]),
+            (None, Some(e)) => cmd.env("MUON_CONTROL", e),
+            (None, None) => unreachable!(),
+        };
         let out = cmd.output().unwrap();
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("no authentication"), "{err}");
-        assert!(err.contains("--control 127.0.0.1"), "{err}");
+        assert!(
+            err.contains("muon keys create admin --scope admin"),
+            "{err}"
+        );
     }
+}
+
+/// Runs `muon keys ARGS` on the app in `dir`; its standard output.
+fn keys(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = support::muon()
+        .arg("keys")
+        .args(args)
+        .arg("--app")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn api_keys_are_required_and_held_to_their_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("muon.toml"),
+        format!("app = \"keys\"\n{}", hello()),
+    )
+    .unwrap();
+    let invoker = keys(dir.path(), &["create", "ci", "--scope", "invoke"]);
+    let reader = keys(dir.path(), &["create", "dash", "--scope", "read"]);
+    assert!(invoker.starts_with("mk_") && reader.starts_with("mk_"));
+    let up = Up::start_app(dir.path(), &["--auth"]);
+    let http = client();
+    let status = |method: &str, path: &str, key: Option<&str>| -> u16 {
+        let mut request = http
+            .request(method.parse().unwrap(), format!("{}{path}", up.control))
+            .body("{}");
+        if let Some(k) = key {
+            request = request.bearer_auth(k);
+        }
+        request.send().unwrap().status().as_u16()
+    };
+    assert_eq!(status("GET", "/v1/functions", None), 401);
+    assert_eq!(status("GET", "/v1/health", None), 200);
+    assert_eq!(
+        status("GET", "/v1/functions", Some("mk_0000000000000000_00")),
+        401
+    );
+    assert_eq!(status("GET", "/v1/functions", Some(&reader)), 200);
+    assert_eq!(
+        status("POST", "/v1/functions/hello/invoke", Some(&reader)),
+        403
+    );
+    assert_eq!(
+        status("POST", "/v1/functions/hello/invoke", Some(&invoker)),
+        200
+    );
+    assert_eq!(status("PUT", "/v1/rules", Some(&invoker)), 403);
+    // The CLI sends MUON_API_KEY.
+    let cli = |key: Option<&str>| {
+        let mut cmd = support::muon();
+        cmd.args(["functions"]).env("MUON_CONTROL", &up.control);
+        match key {
+            Some(k) => cmd.env("MUON_API_KEY", k),
+            None => cmd.env_remove("MUON_API_KEY"),
+        };
+        cmd.output().unwrap()
+    };
+    assert!(cli(Some(&reader)).status.success());
+    assert!(!cli(None).status.success());
+    // A key revoked while muon runs is refused within a second or so.
+    let listed = keys(dir.path(), &["list"]);
+    assert!(listed.contains("dash") && listed.contains("ci"), "{listed}");
+    let id = &reader[3..19];
+    keys(dir.path(), &["revoke", id]);
+    eventually("the revoked key refused", Duration::from_secs(10), || {
+        status("GET", "/v1/functions", Some(&reader)) == 401
+    });
+    assert!(keys(dir.path(), &["list"]).contains("revoked"));
+    // The stored keys hold no secret.
+    let json = keys(dir.path(), &["list", "--json"]);
+    assert!(!json.contains(&invoker[20..]), "{json}");
 }
 
 #[test]

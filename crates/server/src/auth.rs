@@ -1,14 +1,63 @@
 //! Who may call the control API.
 //!
-//! A function with `publish_events` holds a token scoped to putting events (`MUON_EVENTS_TOKEN`,
-//! sent as `Authorization: Bearer`): with it, PutEvents and CloudEvents ingest are served and
-//! every other operation is refused, whatever the address the control API listens on. API keys
-//! for people (scopes `read`, `invoke`, `admin`) are not built yet: the control API refuses to
-//! listen off loopback until they are (see `muon up`).
+//! Two kinds of credentials, both sent as `Authorization: Bearer`:
+//! - API keys (`mk_...`, see [`crate::keys`]) with a scope: `read`, `invoke` or `admin`. Off
+//!   loopback (or with `muon up --auth`) every request but `GET /v1/health` must carry one whose
+//!   scope covers the operation; on loopback without `--auth` (dev mode) a request without
+//!   credentials is served, but a presented key is still checked and held to its scope.
+//! - The events token of functions with `publish_events` (`MUON_EVENTS_TOKEN`): PutEvents and
+//!   CloudEvents ingest, nothing else, in any mode.
+//!
+//! SigV4 (the AWS SDKs' signatures) is not verified yet: where keys are required, the AWS
+//! protocols need a Bearer key too.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use crate::keys::{self, Key};
+
+/// How stale the cached keys may be: a key made or revoked with `muon keys` counts within this.
+const KEYS_FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// The API keys, read from the store and cached.
+pub(crate) struct Keys {
+    store: Arc<dyn muon_store::Store>,
+    cached: tokio::sync::Mutex<(Option<Instant>, Arc<Vec<Key>>)>,
+}
+
+impl Keys {
+    pub(crate) fn new(store: Arc<dyn muon_store::Store>) -> Self {
+        Self {
+            store,
+            cached: tokio::sync::Mutex::new((None, Arc::new(Vec::new()))),
+        }
+    }
+
+    async fn current(&self) -> Result<Arc<Vec<Key>>, muon_store::Error> {
+        let mut cached = self.cached.lock().await;
+        if cached.0.is_none_or(|at| at.elapsed() > KEYS_FRESH_FOR) {
+            let keys = self
+                .store
+                .keys()
+                .await?
+                .iter()
+                .filter_map(|r| match Key::from_record(r) {
+                    Ok(k) => Some(k),
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        None
+                    }
+                })
+                .collect();
+            *cached = (Some(Instant::now()), Arc::new(keys));
+        }
+        Ok(cached.1.clone())
+    }
+}
 
 /// Checks the credentials a request presents, then serves it.
 pub(crate) async fn authorize(
@@ -16,29 +65,74 @@ pub(crate) async fn authorize(
     request: Request,
     next: Next,
 ) -> Response {
+    let config = &state.inner.config;
     let Some(presented) = bearer(&request) else {
+        let open = request.uri().path() == "/v1/health" && request.method() == http::Method::GET;
+        if config.require_auth && !open {
+            return refuse(
+                &request,
+                http::StatusCode::UNAUTHORIZED,
+                "MissingAuthenticationToken",
+                "this control API needs an API key: send `Authorization: Bearer <key>` (make one with `muon keys create NAME --scope read|invoke|admin`; the CLI sends MUON_API_KEY). AWS SigV4 signatures are not verified yet.",
+            );
+        }
         return next.run(request).await;
     };
-    match state.inner.config.events_token.as_deref() {
-        Some(token) if same(presented.as_bytes(), token.as_bytes()) => {
-            if puts_events(&request) {
-                next.run(request).await
-            } else {
-                refuse(
+    if let Some(token) = config.events_token.as_deref()
+        && same(presented.as_bytes(), token.as_bytes())
+    {
+        return if puts_events(&request) {
+            next.run(request).await
+        } else {
+            refuse(
+                &request,
+                http::StatusCode::FORBIDDEN,
+                "AccessDeniedException",
+                "this token may only put events (PutEvents or CloudEvents)",
+            )
+        };
+    }
+    let scope = match &state.inner.keys {
+        Some(keys) => match keys.current().await {
+            Ok(current) => keys::check(&current, presented),
+            Err(e) => {
+                return refuse(
                     &request,
-                    http::StatusCode::FORBIDDEN,
-                    "AccessDeniedException",
-                    "this token may only put events (PutEvents or CloudEvents)",
-                )
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    &format!("cannot read the API keys: {e}"),
+                );
             }
-        }
-        _ => refuse(
+        },
+        None => None,
+    };
+    let Some(scope) = scope else {
+        return refuse(
             &request,
             http::StatusCode::UNAUTHORIZED,
             "UnrecognizedClientException",
-            "the bearer token is not one muon issued",
-        ),
+            "the bearer token is not a key muon issued, or it was revoked",
+        );
+    };
+    let target = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok());
+    let needed = keys::needed(request.method(), request.uri().path(), target);
+    if scope < needed {
+        let message = format!(
+            "this key's scope is {}; the operation needs {}",
+            scope.as_str(),
+            needed.as_str()
+        );
+        return refuse(
+            &request,
+            http::StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            &message,
+        );
     }
+    next.run(request).await
 }
 
 fn bearer(request: &Request) -> Option<&str> {
@@ -65,7 +159,7 @@ fn puts_events(request: &Request) -> bool {
 }
 
 /// Compares two secrets in time that does not depend on where they differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

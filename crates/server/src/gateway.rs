@@ -340,6 +340,7 @@ mod tests {
                 workers: 1,
                 io_uring: false,
                 events_token: None,
+                require_auth: false,
             };
             let state = State::new(config, invoker);
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -12,6 +12,7 @@ mod eventbridge;
 mod events;
 mod flows;
 mod gateway;
+pub mod keys;
 #[cfg(target_os = "linux")]
 mod uring;
 
@@ -43,6 +44,9 @@ pub struct Config {
     /// The token functions with `publish_events` present (`MUON_EVENTS_TOKEN`): it grants
     /// putting events and nothing else.
     pub events_token: Option<String>,
+    /// Every control-API request (but `GET /v1/health`) must carry an API key: always off
+    /// loopback, on loopback with `muon up --auth`.
+    pub require_auth: bool,
 }
 
 impl Config {
@@ -66,6 +70,7 @@ struct StateInner {
     routes: Routes,
     bus: Option<muon_bus::Bus>,
     flows: Option<muon_flow::Flows>,
+    keys: Option<auth::Keys>,
 }
 
 impl State {
@@ -83,6 +88,7 @@ impl State {
                 routes,
                 bus: None,
                 flows: None,
+                keys: None,
             }),
         }
     }
@@ -107,6 +113,19 @@ impl State {
         Self {
             inner: Arc::new(StateInner {
                 flows: Some(flows),
+                ..inner
+            }),
+        }
+    }
+
+    /// The same state, checking API keys against those in `store`.
+    pub fn with_keys(self, store: Arc<dyn muon_store::Store>) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| {
+            panic!("with_keys is called while building the state, before it is shared")
+        });
+        Self {
+            inner: Arc::new(StateInner {
+                keys: Some(auth::Keys::new(store)),
                 ..inner
             }),
         }
