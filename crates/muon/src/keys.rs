@@ -20,6 +20,10 @@ pub enum Command {
         /// functions, put events, start and stop executions, answer tasks) or admin (all).
         #[arg(long, default_value = "admin", value_parser = ["read", "invoke", "admin"])]
         scope: String,
+        /// Also make an AWS access key pair that signs with SigV4, for the AWS SDKs and CLI (its
+        /// secret is kept sealed with the data folder's master.key, made if missing).
+        #[arg(long)]
+        aws: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -51,11 +55,14 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
-        let dir = self
-            .data_dir
+    fn dir(&self) -> PathBuf {
+        self.data_dir
             .clone()
-            .unwrap_or_else(|| self.app.join(".muon"));
+            .unwrap_or_else(|| self.app.join(".muon"))
+    }
+
+    fn open(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let dir = self.dir();
         let store = muon_store_sqlite::Sqlite::open(&dir.join("muon.db"))
             .with_context(|| format!("cannot open the data folder {}", dir.display()))?;
         Ok(Arc::new(store))
@@ -64,6 +71,47 @@ impl StoreArgs {
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// The file in a data folder whose 32 bytes seal the secrets of SigV4 keys.
+fn master_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("master.key")
+}
+
+/// The data folder's master key, if it has one.
+pub(crate) fn master(data_dir: &std::path::Path) -> anyhow::Result<Option<[u8; 32]>> {
+    let path = master_path(data_dir);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    };
+    let bytes = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| anyhow::anyhow!("{} is not 64 hex digits", path.display()))?;
+    Ok(Some(bytes))
+}
+
+/// The data folder's master key, made (readable by its owner only) if missing.
+fn master_or_new(data_dir: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+    if let Some(m) = master(data_dir)? {
+        return Ok(m);
+    }
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("cannot draw a master key: {e}"))?;
+    let path = master_path(data_dir);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot make {}", path.display()))?;
+    file.write_all(hex::encode(bytes).as_bytes())?;
+    file.sync_all()?;
+    Ok(bytes)
 }
 
 /// The keys a store holds.
@@ -78,10 +126,22 @@ pub(crate) async fn all(store: &dyn Store) -> anyhow::Result<Vec<Key>> {
 
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Create { name, scope, store } => {
+        Command::Create {
+            name,
+            scope,
+            aws,
+            store: args,
+        } => {
             let scope = Scope::parse(&scope).expect("clap checked the scope");
-            let store = store.open()?;
-            let (key, text) = Key::create(&name, scope, now_ms()).map_err(anyhow::Error::msg)?;
+            let store = args.open()?;
+            let (mut key, text) =
+                Key::create(&name, scope, now_ms()).map_err(anyhow::Error::msg)?;
+            let access = if aws {
+                let master = master_or_new(&args.dir())?;
+                key.seal_for_sigv4(&text, &master)
+            } else {
+                None
+            };
             let mut tx = Transaction::new();
             tx.push(Op::PutKey(key.record()));
             store.commit(tx).await?;
@@ -92,6 +152,11 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             println!("{text}");
             eprintln!("  send it as `Authorization: Bearer <key>`; the CLI sends MUON_API_KEY");
+            if let Some(access) = access {
+                println!("AWS_ACCESS_KEY_ID={access}");
+                println!("AWS_SECRET_ACCESS_KEY={}", &text[20..]);
+                eprintln!("  the AWS SDKs and CLI sign with the access key pair (SigV4)");
+            }
         }
         Command::List { json, store } => {
             let keys = all(store.open()?.as_ref()).await?;

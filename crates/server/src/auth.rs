@@ -8,8 +8,9 @@
 //! - The events token of functions with `publish_events` (`MUON_EVENTS_TOKEN`): PutEvents and
 //!   CloudEvents ingest, nothing else, in any mode.
 //!
-//! SigV4 (the AWS SDKs' signatures) is not verified yet: where keys are required, the AWS
-//! protocols need a Bearer key too.
+//! - SigV4 signatures (the AWS SDKs and CLI), for keys made with `--aws`: the access key ID
+//!   names the key, the signature is verified over the request and its body, and the key's
+//!   scope applies as for a Bearer key.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,13 +27,16 @@ const KEYS_FRESH_FOR: Duration = Duration::from_secs(1);
 /// The API keys, read from the store and cached.
 pub(crate) struct Keys {
     store: Arc<dyn muon_store::Store>,
+    /// Opens the secrets of SigV4 keys (`master.key` of the data folder), when there is one.
+    master: Option<[u8; 32]>,
     cached: tokio::sync::Mutex<(Option<Instant>, Arc<Vec<Key>>)>,
 }
 
 impl Keys {
-    pub(crate) fn new(store: Arc<dyn muon_store::Store>) -> Self {
+    pub(crate) fn new(store: Arc<dyn muon_store::Store>, master: Option<[u8; 32]>) -> Self {
         Self {
             store,
+            master,
             cached: tokio::sync::Mutex::new((None, Arc::new(Vec::new()))),
         }
     }
@@ -66,6 +70,18 @@ pub(crate) async fn authorize(
     next: Next,
 ) -> Response {
     let config = &state.inner.config;
+    if let Some(header) = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        && header.starts_with("AWS4-HMAC-SHA256 ")
+    {
+        let header = header.to_owned();
+        return match signed(&state, &header, request).await {
+            Ok((scope, request)) => within_scope(scope, request, next).await,
+            Err(refusal) => refusal,
+        };
+    }
     let Some(presented) = bearer(&request) else {
         let open = request.uri().path() == "/v1/health" && request.method() == http::Method::GET;
         if config.require_auth && !open {
@@ -73,7 +89,7 @@ pub(crate) async fn authorize(
                 &request,
                 http::StatusCode::UNAUTHORIZED,
                 "MissingAuthenticationToken",
-                "this control API needs an API key: send `Authorization: Bearer <key>` (make one with `muon keys create NAME --scope read|invoke|admin`; the CLI sends MUON_API_KEY). AWS SigV4 signatures are not verified yet.",
+                "this control API needs an API key: send `Authorization: Bearer <key>` (make one with `muon keys create NAME --scope read|invoke|admin`; the CLI sends MUON_API_KEY), or sign with SigV4 using a key made with `--aws`.",
             );
         }
         return next.run(request).await;
@@ -114,6 +130,11 @@ pub(crate) async fn authorize(
             "the bearer token is not a key muon issued, or it was revoked",
         );
     };
+    within_scope(scope, request, next).await
+}
+
+/// Serves `request` if `scope` covers its operation.
+async fn within_scope(scope: keys::Scope, request: Request, next: Next) -> Response {
     let target = request
         .headers()
         .get("x-amz-target")
@@ -133,6 +154,105 @@ pub(crate) async fn authorize(
         );
     }
     next.run(request).await
+}
+
+/// The largest body a SigV4 request may have: it is read whole to check the signature (the
+/// control API's own bound).
+const MAX_SIGNED_BODY: usize = 2 << 20;
+
+/// Verifies a SigV4-signed request: the key it names, the signature over it and its body.
+/// Gives back the key's scope and the request (its body read).
+async fn signed(
+    state: &crate::State,
+    header: &str,
+    request: Request,
+) -> Result<(keys::Scope, Request), Response> {
+    let deny = |request: &Request, status, code: &str, message: &str| {
+        Err(refuse(request, status, code, message))
+    };
+    let Some(auth) = crate::sigv4::parse(header) else {
+        return deny(
+            &request,
+            http::StatusCode::BAD_REQUEST,
+            "IncompleteSignature",
+            "the Authorization header is not a whole SigV4 signature",
+        );
+    };
+    let (Some(keys), Some(master)) = (
+        &state.inner.keys,
+        state.inner.keys.as_ref().and_then(|k| k.master),
+    ) else {
+        return deny(
+            &request,
+            http::StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            "this muon has no SigV4 keys: make one with `muon keys create NAME --aws`",
+        );
+    };
+    let current = match keys.current().await {
+        Ok(c) => c,
+        Err(e) => {
+            return deny(
+                &request,
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                &format!("cannot read the API keys: {e}"),
+            );
+        }
+    };
+    let Some(key) = keys::by_access_key(&current, auth.access_key) else {
+        return deny(
+            &request,
+            http::StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid: no active key has this access key ID",
+        );
+    };
+    let Some(secret) = key.sigv4_secret(&master) else {
+        return deny(
+            &request,
+            http::StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            "this key was not made for SigV4 (`muon keys create NAME --aws`)",
+        );
+    };
+    let scope = key.scope;
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_SIGNED_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            let request = Request::from_parts(parts, axum::body::Body::empty());
+            return deny(
+                &request,
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                "SerializationException",
+                "the request body is larger than 2 MiB",
+            );
+        }
+    };
+    let signed = crate::sigv4::Signed {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let now = chrono::Utc::now().timestamp();
+    let verdict = crate::sigv4::verify(&auth, &secret, &signed, now);
+    let request = Request::from_parts(parts, axum::body::Body::from(body));
+    match verdict {
+        Ok(()) => Ok((scope, request)),
+        Err(why) => deny(
+            &request,
+            http::StatusCode::FORBIDDEN,
+            if why.starts_with("Signature expired") {
+                "InvalidSignatureException"
+            } else {
+                "SignatureDoesNotMatch"
+            },
+            &why,
+        ),
+    }
 }
 
 fn bearer(request: &Request) -> Option<&str> {

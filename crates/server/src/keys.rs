@@ -5,6 +5,11 @@
 //! secret (64 hex digits, 256 random bits) is shown once when the key is made and stored only as
 //! its SHA-256 (a secret that long needs no slow hash). Checking compares hashes in constant
 //! time.
+//!
+//! A key made for the AWS SDKs (`muon keys create --aws`) also gets an access key pair for SigV4
+//! (`MK` + its ID, and its secret). SigV4 signs with the secret itself, so for those keys the
+//! server must be able to recover it: it is kept sealed (XOR with HMAC-SHA256 of the data
+//! folder's `master.key` over the key's ID), so the store alone does not reveal it.
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
@@ -52,6 +57,22 @@ pub struct Key {
     pub created_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_ms: Option<i64>,
+    /// For keys that sign with SigV4: the secret, sealed with the master key (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_secret: Option<String>,
+}
+
+/// The pad a key's secret is sealed with: HMAC-SHA256(master, "muon-sigv4:" + id).
+fn pad(master: &[u8; 32], id: &str) -> [u8; 32] {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(master).expect("any key length");
+    mac.update(b"muon-sigv4:");
+    mac.update(id.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+fn xor(a: &[u8], b: &[u8; 32]) -> Vec<u8> {
+    a.iter().zip(b.iter().cycle()).map(|(x, y)| x ^ y).collect()
 }
 
 impl Key {
@@ -69,8 +90,28 @@ impl Key {
             secret_sha256: hex::encode(sha2::Sha256::digest(secret.as_bytes())),
             created_ms: now_ms,
             revoked_ms: None,
+            sealed_secret: None,
         };
         Ok((key, format!("mk_{id}_{secret}")))
+    }
+
+    /// Lets this key also sign with SigV4: seals its secret (from `text`, what
+    /// [`Key::create`] gave) with `master`. Returns the access key ID.
+    pub fn seal_for_sigv4(&mut self, text: &str, master: &[u8; 32]) -> Option<String> {
+        let (_, secret) = parse(text)?;
+        self.sealed_secret = Some(hex::encode(xor(secret.as_bytes(), &pad(master, &self.id))));
+        Some(self.access_key_id())
+    }
+
+    /// The SigV4 access key ID: `MK` and the ID in capitals.
+    pub fn access_key_id(&self) -> String {
+        format!("MK{}", self.id.to_ascii_uppercase())
+    }
+
+    /// The SigV4 secret, unsealed with `master`, for keys that have one.
+    pub(crate) fn sigv4_secret(&self, master: &[u8; 32]) -> Option<String> {
+        let sealed = hex::decode(self.sealed_secret.as_deref()?).ok()?;
+        String::from_utf8(xor(&sealed, &pad(master, &self.id))).ok()
     }
 
     pub fn record(&self) -> muon_store::KeyRecord {
@@ -97,6 +138,12 @@ impl Key {
 pub(crate) fn parse(presented: &str) -> Option<(&str, &str)> {
     let (id, secret) = presented.strip_prefix("mk_")?.split_once('_')?;
     (id.len() == 16 && secret.len() == 64).then_some((id, secret))
+}
+
+/// The key an access key ID (`MK...`) names, if it is active.
+pub(crate) fn by_access_key<'a>(keys: &'a [Key], access_key: &str) -> Option<&'a Key> {
+    let id = access_key.strip_prefix("MK")?.to_ascii_lowercase();
+    keys.iter().find(|k| k.id == id && k.revoked_ms.is_none())
 }
 
 /// The scope of the key `presented` names, if it is one of `keys` and its secret matches.
@@ -140,15 +187,15 @@ pub(crate) fn needed(method: &http::Method, path: &str, target: Option<&str>) ->
         return Scope::Read;
     }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let invoke = match segments.as_slice() {
-        ["v1", "functions", _, "invoke"] => true,
-        ["v1", "events"] => true,
-        ["v1", "buses", _, "cloudevents"] => true,
-        ["v1", "state-machines", _, "executions"] => true,
-        ["v1", "executions", .., "stop"] => true,
-        ["v1", "tasks", _] => true,
-        _ => false,
-    };
+    let invoke = matches!(
+        segments.as_slice(),
+        ["v1", "functions", _, "invoke"]
+            | ["v1", "events"]
+            | ["v1", "buses", _, "cloudevents"]
+            | ["v1", "state-machines", _, "executions"]
+            | ["v1", "executions", .., "stop"]
+            | ["v1", "tasks", _]
+    );
     if invoke { Scope::Invoke } else { Scope::Admin }
 }
 
@@ -178,6 +225,15 @@ mod tests {
         let record = key.record();
         assert!(!record.json.contains(&text[20..]));
         assert_eq!(Key::from_record(&record).unwrap(), key);
+        // A SigV4 key's secret is kept sealed, and only the master key opens it.
+        let (mut aws, text) = Key::create("sdk", Scope::Admin, 1).unwrap();
+        let master = [7u8; 32];
+        let access = aws.seal_for_sigv4(&text, &master).unwrap();
+        assert_eq!(access, format!("MK{}", text[3..19].to_ascii_uppercase()));
+        assert!(!aws.record().json.contains(&text[20..]));
+        assert_eq!(aws.sigv4_secret(&master).as_deref(), Some(&text[20..]));
+        assert_ne!(aws.sigv4_secret(&[8u8; 32]).as_deref(), Some(&text[20..]));
+        assert!(by_access_key(&[aws.clone()], &access).is_some());
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod events;
 mod flows;
 mod gateway;
 pub mod keys;
+mod sigv4;
 #[cfg(target_os = "linux")]
 mod uring;
 
@@ -118,14 +119,15 @@ impl State {
         }
     }
 
-    /// The same state, checking API keys against those in `store`.
-    pub fn with_keys(self, store: Arc<dyn muon_store::Store>) -> Self {
+    /// The same state, checking API keys against those in `store`; `master` opens the secrets
+    /// of keys that sign with SigV4.
+    pub fn with_keys(self, store: Arc<dyn muon_store::Store>, master: Option<[u8; 32]>) -> Self {
         let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| {
             panic!("with_keys is called while building the state, before it is shared")
         });
         Self {
             inner: Arc::new(StateInner {
-                keys: Some(auth::Keys::new(store)),
+                keys: Some(auth::Keys::new(store, master)),
                 ..inner
             }),
         }
