@@ -57,6 +57,28 @@ pub struct ExecutionInfo {
     /// Seeds the execution's random numbers (retry jitter, `States.UUID`,
     /// `States.MathRandom`).
     pub seed: u64,
+    /// 128 random bits that make the execution's task tokens unguessable: a
+    /// token ends with a MAC of what it names under this secret. 0 (what
+    /// executions stored before it existed read as) keeps the old, guessable
+    /// `...#token` form.
+    #[serde(default)]
+    pub token_secret: u128,
+}
+
+/// The task token of the task `key` (`<execution ARN>#<state entry>#<attempt>`)
+/// names: `key` and 128 bits of SHA-256 over the execution's token secret and
+/// `key`, so only a token muon handed out names a task.
+fn task_token(key: &str, secret: u128) -> String {
+    use sha2::Digest as _;
+    if secret == 0 {
+        return format!("{key}#token");
+    }
+    let mut hash = sha2::Sha256::new();
+    hash.update(secret.to_le_bytes());
+    hash.update(key.as_bytes());
+    let digest = hash.finalize();
+    let mac: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{key}#{mac}")
 }
 
 /// What kind of thing a Task's `Resource` names.
@@ -1354,7 +1376,7 @@ impl Execution {
         );
         let token = resource
             .ends_with(".waitForTaskToken")
-            .then(|| format!("{key}#token"));
+            .then(|| task_token(&key, self.info.token_secret));
         let mut ctx = self.context(f, &state.name, entered_time, Some(retry_total));
         if let Some(t) = &token {
             ctx["Task"] = json!({ "Token": t });

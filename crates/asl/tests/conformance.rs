@@ -70,6 +70,7 @@ fn info() -> ExecutionInfo {
         region: "<region>".into(),
         redrive_count: 0,
         seed: 0,
+        token_secret: 0,
     }
 }
 

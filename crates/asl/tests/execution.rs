@@ -21,6 +21,7 @@ fn info(seed: u64) -> ExecutionInfo {
         region: "us-east-1".into(),
         redrive_count: 0,
         seed,
+        token_secret: u128::from(seed) << 64 | 1,
     }
 }
 

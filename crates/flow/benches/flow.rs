@@ -118,6 +118,7 @@ fn interpreter_alone(seconds: f64) -> f64 {
         region: "local".into(),
         redrive_count: 0,
         seed: 7,
+        token_secret: 0,
     };
     let began = Instant::now();
     let mut runs = 0u64;

@@ -629,10 +629,19 @@ impl Flows {
     }
 }
 
-/// The execution ARN a task token belongs to: tokens are `<execution ARN>#<state entry>#<attempt>#token`.
+/// 128 random bits for an execution's task tokens (never 0, which means the old form).
+fn token_secret() -> Result<u128> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::Store(muon_store::Error::Backend(format!("no randomness: {e}"))))?;
+    Ok(u128::from_le_bytes(bytes).max(1))
+}
+
+/// The execution ARN a task token belongs to: tokens are `<execution ARN>#<state entry>#<attempt>#<MAC>`
+/// (the MAC is what makes them unguessable: the execution checks the whole token).
 fn token_execution(token: &str) -> Result<&str> {
     let invalid = || Error::InvalidToken("this is not a task token muon issued".into());
-    if token.len() > 1024 || !token.ends_with("#token") {
+    if token.len() > 1024 || token.split('#').count() != 4 {
         return Err(invalid());
     }
     let arn = token.split('#').next().ok_or_else(invalid)?;
@@ -830,6 +839,7 @@ impl Inner {
             region: this.config.region.clone(),
             redrive_count: 0,
             seed: uuid::Uuid::new_v4().as_u128() as u64,
+            token_secret: token_secret()?,
         };
         if !express {
             match this.store.execution(&arn).await {

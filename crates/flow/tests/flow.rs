@@ -506,6 +506,20 @@ async fn task_tokens_succeed_fail_and_beat() {
         (s, token)
     };
     let (s, token) = started(flows.clone()).await;
+    // A token ends with 128 bits of MAC: what it names (execution, state entry, attempt) is not
+    // enough to answer the task.
+    let (named, mac) = token.rsplit_once('#').unwrap();
+    assert_eq!(mac.len(), 32, "{token}");
+    for forged in [
+        format!("{named}#token"),
+        format!("{named}#{}", "0".repeat(32)),
+    ] {
+        let e = flows
+            .callback(&forged, Callback::Success("{}".into()))
+            .await
+            .unwrap_err();
+        assert_eq!(e.aws_code(), "TaskDoesNotExist", "{forged}");
+    }
     flows.callback(&token, Callback::Heartbeat).await.unwrap();
     flows
         .callback(&token, Callback::Success(r#"{"approved":true}"#.into()))
