@@ -1,3 +1,4 @@
+//! Unit tests of the manifest: parsing, validation and its messages.
 use super::*;
 
 fn check(text: &str) -> Result<App> {

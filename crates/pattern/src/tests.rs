@@ -1,3 +1,4 @@
+//! Unit tests of pattern validation and the reference matcher.
 use crate::json::{self, Value};
 use crate::{Error, Event, MAX_DEPTH, Pattern, RuleSet, test_event_pattern};
 

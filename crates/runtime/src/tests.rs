@@ -1,3 +1,4 @@
+//! Unit tests of the invoker and the journal.
 use super::*;
 use http_body_util::BodyExt;
 
