@@ -495,7 +495,11 @@ fn parse_bracket(text: &str, open: usize) -> Result<(Segment, usize), String> {
         // One or more quoted names.
         let mut names = Vec::new();
         loop {
-            let quote = bytes[i];
+            // After a comma, the next name must be quoted too (and the text may have ended).
+            let quote = match bytes.get(i) {
+                Some(&q @ (b'\'' | b'"')) => q,
+                _ => return Err(format!("'{text}' has a malformed bracket")),
+            };
             i += 1;
             let mut name = String::new();
             loop {
@@ -676,5 +680,14 @@ mod tests {
             &Root::Variable("var".into())
         );
         assert!(Path::parse("a.b").is_err());
+    }
+
+    #[test]
+    fn malformed_brackets_are_refused_not_panicked_on() {
+        // Found by the jsonpath/intrinsic fuzz targets: a comma then the end of the text.
+        for text in ["$['a', ", "$['a',", "$['a', b]", "$['a'", "$[", "$['"] {
+            assert!(Path::parse(text).is_err(), "{text}");
+        }
+        assert!(Path::parse("$['a', 'b']").is_ok());
     }
 }
