@@ -497,3 +497,48 @@ fn output_into_a_closed_pipe_exits_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(out.status.success(), "{:?}: {err}", out.status);
 }
+
+#[test]
+fn errors_before_an_operation_runs_keep_the_api_shape() {
+    let up = Up::start(&format!("app = \"shape\"\n{}", hello()), &[]);
+    let http = client();
+    let big = format!(
+        r#"{{"Entries": [{{"Source": "s", "DetailType": "d", "Detail": "{{\"x\": \"{}\"}}"}}]}}"#,
+        "x".repeat(3 << 20)
+    );
+    let aws = http
+        .post(&up.control)
+        .header("x-amz-target", "AWSEvents.PutEvents")
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(big.clone())
+        .send()
+        .unwrap();
+    assert_eq!(aws.status(), 413);
+    let body: serde_json::Value = aws.json().unwrap();
+    assert_eq!(body["__type"], "ValidationException", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("2097152"),
+        "{body}"
+    );
+    let rest = http
+        .post(format!("{}/v1/events", up.control))
+        .body(big)
+        .send()
+        .unwrap();
+    assert_eq!(rest.status(), 413);
+    let body: serde_json::Value = rest.json().unwrap();
+    assert_eq!(body["error"], "ValidationException", "{body}");
+    let query = http
+        .get(format!(
+            "{}/v1/functions/hello/invocations?limit=many",
+            up.control
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(query.status(), 400);
+    let body: serde_json::Value = query.json().unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("limit"),
+        "{body}"
+    );
+}

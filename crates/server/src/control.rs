@@ -35,11 +35,58 @@ pub fn router(state: State) -> Router {
             ))
         })
         .layer(axum::middleware::from_fn(to_completion))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::auth::authorize,
         ))
         .with_state(state)
+}
+
+/// The largest control-API request body (the app gateway's bound is `--max-body`).
+pub const MAX_BODY: usize = 2 << 20;
+
+/// Errors answered before an operation ran (a body over [`MAX_BODY`], a malformed query string,
+/// a wrong method) come from axum as plain text: they are answered in the API's own shape
+/// instead, AWS's (`{"__type", "message"}`) on the AWS protocols, muon's JSON elsewhere.
+async fn json_errors(request: Request, next: axum::middleware::Next) -> Response {
+    let aws = request.headers().contains_key("x-amz-target");
+    let response = next.run(request).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 << 10)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let (code, message) = match status {
+        http::StatusCode::PAYLOAD_TOO_LARGE => (
+            "ValidationException",
+            format!("the request body is larger than {MAX_BODY} bytes, the control API's limit"),
+        ),
+        http::StatusCode::METHOD_NOT_ALLOWED => ("UnknownOperationException", text),
+        http::StatusCode::UNSUPPORTED_MEDIA_TYPE => ("SerializationException", text),
+        s if s.is_server_error() => ("InternalFailure", text),
+        _ => ("ValidationException", text),
+    };
+    if aws {
+        crate::aws_response(
+            "application/x-amz-json-1.1",
+            Err(crate::Failure {
+                status,
+                code,
+                message,
+            }),
+        )
+    } else {
+        error_response(status, code, message, None).into_response()
+    }
 }
 
 /// Runs each request's handler in a task of its own, to its end: an operation whose client
