@@ -459,7 +459,28 @@ fn http_url(u: String) -> Result<TargetKind, String> {
         .strip_prefix("http://")
         .or_else(|| u.strip_prefix("https://"))
         .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""));
-    if host.is_some_and(|h| !h.is_empty() && !h.contains(char::is_whitespace)) {
+    // Bracketed IPv6 hosts must be closed and hold an address; a name must be a valid host.
+    let valid = host.is_some_and(|h| match h.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').is_some_and(|(addr, port)| {
+            addr.parse::<std::net::Ipv6Addr>().is_ok()
+                && (port.is_empty()
+                    || port
+                        .strip_prefix(':')
+                        .is_some_and(|p| p.parse::<u16>().is_ok()))
+        }),
+        None => {
+            let (name, port) = match h.rsplit_once(':') {
+                Some((n, p)) => (n, Some(p)),
+                None => (h, None),
+            };
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b))
+                && port.is_none_or(|p| p.parse::<u16>().is_ok())
+        }
+    });
+    if valid {
         Ok(TargetKind::Http(u))
     } else {
         Err(format!("{u:?} is not an http:// or https:// URL"))
@@ -1011,5 +1032,37 @@ impl Target {
             "MaximumEventAgeInSeconds": self.retry.max_age.as_secs(),
         });
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http_url;
+
+    #[test]
+    fn http_targets_need_a_whole_url() {
+        for good in [
+            "http://127.0.0.1:9000/hook",
+            "https://api.example.com",
+            "http://[::1]:8080/x",
+            "http://[2001:db8::1]/",
+            "https://svc:443/a?b=c",
+        ] {
+            assert!(http_url(good.into()).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://[::1",
+            "http://[::1]x/",
+            "http://[nope]/",
+            "http://",
+            "http://host:/",
+            "http://host:99999/",
+            "http://us er@host/",
+            "http://a@b/",
+            "ftp://host/",
+            "http:// host/",
+        ] {
+            assert!(http_url(bad.into()).is_err(), "{bad}");
+        }
     }
 }

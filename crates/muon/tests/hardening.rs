@@ -542,3 +542,115 @@ fn errors_before_an_operation_runs_keep_the_api_shape() {
         "{body}"
     );
 }
+
+#[test]
+fn aws_parameters_are_validated_as_aws_does() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("muon.toml"),
+        format!(
+            "app = \"params\"\n{}[[workflow]]\nname = \"pass\"\ndefinition = \"pass.json\"\n",
+            hello()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("pass.json"),
+        r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}"#,
+    )
+    .unwrap();
+    let up = Up::start_app(dir.path(), &[]);
+    let http = client();
+    let call = |service: &str, op: &str, body: serde_json::Value| -> (u16, serde_json::Value) {
+        let (prefix, content) = match service {
+            "states" => ("AWSStepFunctions", "application/x-amz-json-1.0"),
+            _ => ("AWSEvents", "application/x-amz-json-1.1"),
+        };
+        let answer = http
+            .post(&up.control)
+            .header("x-amz-target", format!("{prefix}.{op}"))
+            .header("content-type", content)
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        (answer.status().as_u16(), answer.json().unwrap())
+    };
+    let machine = "arn:aws:states:us-east-1:000000000000:stateMachine:pass";
+    let (_, started) = call(
+        "states",
+        "StartExecution",
+        serde_json::json!({"stateMachineArn": machine}),
+    );
+    let arn = started["executionArn"].as_str().unwrap().to_string();
+    for (op, body, code) in [
+        (
+            "ListExecutions",
+            serde_json::json!({"stateMachineArn": machine, "maxResults": -5}),
+            "ValidationException",
+        ),
+        (
+            "ListExecutions",
+            serde_json::json!({"stateMachineArn": machine, "maxResults": 1001}),
+            "ValidationException",
+        ),
+        (
+            "ListExecutions",
+            serde_json::json!({"stateMachineArn": machine, "statusFilter": "DONE"}),
+            "ValidationException",
+        ),
+        (
+            "GetExecutionHistory",
+            serde_json::json!({"executionArn": arn, "nextToken": "99999999999"}),
+            "InvalidToken",
+        ),
+        (
+            "GetExecutionHistory",
+            serde_json::json!({"executionArn": arn, "nextToken": "9".repeat(2000)}),
+            "InvalidToken",
+        ),
+        (
+            "CreateStateMachine",
+            serde_json::json!({"name": "big", "roleArn": "arn:aws:iam::0:role/r",
+                "definition": format!(r#"{{"Comment": "{}", "StartAt": "P", "States": {{"P": {{"Type": "Pass", "End": true}}}}}}"#, "x".repeat(1_100_000))}),
+            "ValidationException",
+        ),
+    ] {
+        let (status, answer) = call("states", op, body);
+        assert_eq!(
+            (status, answer["__type"].as_str()),
+            (400, Some(code)),
+            "{op}: {answer}"
+        );
+    }
+    let (status, answer) = call(
+        "states",
+        "ListExecutions",
+        serde_json::json!({"stateMachineArn": machine, "maxResults": 0}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = call("events", "ListRules", serde_json::json!({"Limit": -1}));
+    assert_eq!(
+        (status, answer["__type"].as_str()),
+        (400, Some("ValidationException")),
+        "{answer}"
+    );
+    let (status, _) = call(
+        "events",
+        "PutRule",
+        serde_json::json!({"Name": "r", "EventPattern": "{\"source\": [\"x\"]}"}),
+    );
+    assert_eq!(status, 200);
+    let (status, answer) = call(
+        "events",
+        "PutTargets",
+        serde_json::json!({"Rule": "r", "Targets": [{"Id": "t", "Arn": "http://[::1"}]}),
+    );
+    let refused = status == 400 || answer["FailedEntryCount"] == 1;
+    assert!(refused, "{status} {answer}");
+    let (_, targets) = call(
+        "events",
+        "ListTargetsByRule",
+        serde_json::json!({"Rule": "r"}),
+    );
+    assert_eq!(targets["Targets"].as_array().unwrap().len(), 0, "{targets}");
+}

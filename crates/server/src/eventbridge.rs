@@ -167,10 +167,19 @@ fn page(
         None => 0,
         Some(t) => t
             .parse::<usize>()
-            .map_err(|_| invalid(format!("NextToken {t:?} is not one muon issued")))?,
+            .ok()
+            .filter(|&n| t.len() <= 2048 && n <= len)
+            .ok_or_else(|| invalid(format!("NextToken {t:?} is not one muon issued")))?,
     };
-    let limit = limit.map_or(MAX_PAGE, |l| l.clamp(1, MAX_PAGE as i64) as usize);
-    let start = start.min(len);
+    let limit = match limit {
+        None => MAX_PAGE,
+        Some(l) if (1..=MAX_PAGE as i64).contains(&l) => l as usize,
+        Some(l) => {
+            return Err(invalid(format!(
+                "1 validation error detected: Value '{l}' at 'limit' failed to satisfy constraint: Member must have value between 1 and {MAX_PAGE}"
+            )));
+        }
+    };
     let end = (start + limit).min(len);
     Ok((start..end, (end < len).then(|| end.to_string())))
 }

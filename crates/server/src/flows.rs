@@ -136,6 +136,37 @@ fn optional(request: &Value, key: &str) -> Result<Option<String>, Failure> {
     }
 }
 
+/// `maxResults`, checked as Step Functions checks it: 0 (or absent) means the default,
+/// anything outside 0..=`max` is refused.
+fn max_results(request: &Value, max: usize) -> Result<Option<usize>, Failure> {
+    match &request["maxResults"] {
+        Value::Null => Ok(None),
+        Value::Number(n) => match n.as_i64() {
+            Some(0) => Ok(None),
+            Some(m) if m > 0 && m as u64 <= max as u64 => Ok(Some(m as usize)),
+            _ => Err(invalid(format!(
+                "1 validation error detected: Value '{n}' at 'maxResults' failed to satisfy constraint: Member must have value between 0 and {max}"
+            ))),
+        },
+        other => Err(Failure {
+            status: StatusCode::BAD_REQUEST,
+            code: "SerializationException",
+            message: format!("maxResults must be a number, not {other}"),
+        }),
+    }
+}
+
+/// Step Functions' limit on a definition's length, checked before it is parsed.
+fn definition_size(request: &Value) -> Result<(), Failure> {
+    const MAX: usize = 1024 * 1024;
+    match request["definition"].as_str() {
+        Some(d) if d.len() > MAX => Err(invalid(format!(
+            "1 validation error detected: Value at 'definition' failed to satisfy constraint: Member must have length less than or equal to {MAX}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn kind(request: &Value) -> Result<Option<Kind>, Failure> {
     match optional(request, "type")? {
         None => Ok(None),
@@ -152,6 +183,7 @@ pub(crate) async fn operation(flows: &Flows, op: &str, request: Value) -> Result
     }
     Ok(match op {
         "CreateStateMachine" => {
+            definition_size(&request)?;
             let m = flows
                 .create_machine(
                     field(&request, "name")?,
@@ -162,6 +194,7 @@ pub(crate) async fn operation(flows: &Flows, op: &str, request: Value) -> Result
             json!({ "stateMachineArn": m.arn, "creationDate": seconds(m.created_ms) })
         }
         "UpdateStateMachine" => {
+            definition_size(&request)?;
             let m = flows
                 .update_machine(
                     field(&request, "stateMachineArn")?,
@@ -220,13 +253,26 @@ pub(crate) async fn operation(flows: &Flows, op: &str, request: Value) -> Result
             execution_json(&d, true)
         }
         "ListExecutions" => {
-            let limit = request["maxResults"]
-                .as_u64()
-                .map_or(100, |n| n.clamp(1, 1000) as usize);
+            let limit = max_results(&request, 1000)?.unwrap_or(100);
+            let status = optional(&request, "statusFilter")?;
+            const STATUSES: &[&str] = &[
+                "RUNNING",
+                "SUCCEEDED",
+                "FAILED",
+                "TIMED_OUT",
+                "ABORTED",
+                "PENDING_REDRIVE",
+            ];
+            if let Some(s) = status.as_deref().filter(|s| !STATUSES.contains(s)) {
+                return Err(invalid(format!(
+                    "1 validation error detected: Value '{s}' at 'statusFilter' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+                    STATUSES.join(", ")
+                )));
+            }
             let found = flows
                 .list(
                     Some(field(&request, "stateMachineArn")?),
-                    optional(&request, "statusFilter")?.as_deref(),
+                    status.as_deref(),
                     limit,
                 )
                 .await?;
@@ -235,14 +281,18 @@ pub(crate) async fn operation(flows: &Flows, op: &str, request: Value) -> Result
         }
         "GetExecutionHistory" => {
             let arn = field(&request, "executionArn")?;
-            let limit = request["maxResults"]
-                .as_u64()
-                .map_or(MAX_PAGE, |n| n.clamp(1, MAX_PAGE as u64) as usize);
+            let limit = max_results(&request, MAX_PAGE)?.unwrap_or(MAX_PAGE);
             let after: u64 = match optional(&request, "nextToken")? {
                 None => 0,
                 Some(t) => t
                     .parse()
-                    .map_err(|_| invalid(format!("nextToken {t:?} is not one muon issued")))?,
+                    .ok()
+                    .filter(|_| t.len() <= 1024)
+                    .ok_or_else(|| Failure {
+                        status: StatusCode::BAD_REQUEST,
+                        code: "InvalidToken",
+                        message: format!("Invalid Token: {t:?} is not a nextToken muon issued"),
+                    })?,
             };
             let reverse = request["reverseOrder"].as_bool().unwrap_or(false);
             let mut events = if reverse {
@@ -253,6 +303,19 @@ pub(crate) async fn operation(flows: &Flows, op: &str, request: Value) -> Result
             } else {
                 flows.history(arn, after, limit).await?
             };
+            if after > 0 && events.is_empty() {
+                // A token past the end was not one this history gave out.
+                let total = flows.history(arn, 0, usize::MAX).await?.len() as u64;
+                if after >= total {
+                    return Err(Failure {
+                        status: StatusCode::BAD_REQUEST,
+                        code: "InvalidToken",
+                        message: format!(
+                            "Invalid Token: nextToken {after} is past the end of the history"
+                        ),
+                    });
+                }
+            }
             let next = if events.len() == limit {
                 if reverse {
                     Some(after + limit as u64)
