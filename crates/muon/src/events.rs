@@ -177,6 +177,17 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             json,
             server,
         } => {
+            let event_id: muon_types::EventId = event_id.parse().map_err(|_| {
+                let shown: String = event_id.chars().take(60).collect();
+                anyhow::anyhow!(
+                    "{shown:?}{} is not an event ID: IDs are UUIDs, as PutEvents answers them",
+                    if event_id.chars().count() > 60 {
+                        "..."
+                    } else {
+                        ""
+                    }
+                )
+            })?;
             let url = server.url(&format!("/v1/events/{event_id}/trace"));
             let response = ok(send(&server, client().get(url)).await?).await?;
             let tree: muon_api::TraceNode = response.json().await.context("unexpected answer")?;

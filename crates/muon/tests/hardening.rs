@@ -654,3 +654,42 @@ fn aws_parameters_are_validated_as_aws_does() {
     );
     assert_eq!(targets["Targets"].as_array().unwrap().len(), 0, "{targets}");
 }
+
+#[test]
+fn http_1_1_requests_need_exactly_one_host_header() {
+    let up = Up::start(
+        &format!(
+            "app = \"hosts\"\n[[function]]\nname = \"hello\"\nruntime = \"wasm\"\nsource = {:?}\nroute = \"/hello\"\n",
+            guest("hello").display().to_string()
+        ),
+        &[],
+    );
+    let status = |addr: &str, head: &str| -> String {
+        let addr = addr.trim_start_matches("http://");
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.write_all(format!("GET {head}\r\nconnection: close\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut answer = String::new();
+        let _ = c.read_to_string(&mut answer);
+        answer.lines().next().unwrap_or("").to_string()
+    };
+    for base in [up.gateway.clone(), up.control.clone()] {
+        let path = if base == up.gateway {
+            "/hello"
+        } else {
+            "/v1/health"
+        };
+        assert!(
+            status(&base, &format!("{path} HTTP/1.1\r\nhost: x")).contains(" 200"),
+            "{base}"
+        );
+        assert!(
+            status(&base, &format!("{path} HTTP/1.1")).contains(" 400"),
+            "{base}"
+        );
+        assert!(
+            status(&base, &format!("{path} HTTP/1.1\r\nhost: x\r\nhost: y")).contains(" 400"),
+            "{base}"
+        );
+    }
+}

@@ -51,6 +51,9 @@ pub const MAX_BODY: usize = 2 << 20;
 /// a wrong method) come from axum as plain text: they are answered in the API's own shape
 /// instead, AWS's (`{"__type", "message"}`) on the AWS protocols, muon's JSON elsewhere.
 async fn json_errors(request: Request, next: axum::middleware::Next) -> Response {
+    if let Some(why) = crate::host_problem(request.version(), request.headers()) {
+        return crate::bad_host(why).into_response();
+    }
     let aws = request.headers().contains_key("x-amz-target");
     let response = next.run(request).await;
     let status = response.status();

@@ -255,6 +255,9 @@ pub(crate) fn service(
 }
 
 async fn handle(state: State, request: http::Request<Incoming>) -> muon_runtime::Response {
+    if let Some(why) = crate::host_problem(request.version(), request.headers()) {
+        return crate::bad_host(why);
+    }
     let Some(function) = state.inner.routes.lookup(request.uri().path()).cloned() else {
         return error_response(
             http::StatusCode::NOT_FOUND,

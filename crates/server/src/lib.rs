@@ -374,6 +374,25 @@ where
     }
 }
 
+/// What is wrong with a request's `Host` headers, if anything: HTTP/1.1 asks for exactly one
+/// (RFC 9112, section 3.2); HTTP/2 names the authority in `:authority` instead.
+fn host_problem(version: http::Version, headers: &http::HeaderMap) -> Option<&'static str> {
+    if version != http::Version::HTTP_11 {
+        return None;
+    }
+    let mut hosts = headers.get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), None) => None,
+        (None, _) => Some("an HTTP/1.1 request needs a Host header"),
+        (Some(_), Some(_)) => Some("an HTTP/1.1 request has one Host header, not several"),
+    }
+}
+
+/// The answer to a request whose `Host` headers are wrong.
+fn bad_host(why: &str) -> muon_runtime::Response {
+    error_response(http::StatusCode::BAD_REQUEST, "bad_request", why, None)
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or(text)
 }
