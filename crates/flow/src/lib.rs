@@ -620,12 +620,42 @@ impl Flows {
             })
             .await?;
         let count = running.len();
-        for record in running {
-            if let Err(e) = Inner::resume_one(&self.inner, &record).await {
+        // An execution resumed this many times in a row, each ended by muon stopping uncleanly
+        // with no step of it in between, is ended instead: it may be what crashes muon.
+        let (crashing, resumable): (Vec<_>, Vec<_>) = running
+            .into_iter()
+            .partition(|r| r.resumes >= MAX_RESUMES_WITHOUT_PROGRESS);
+        for record in &crashing {
+            if let Err(e) = Inner::abort_crashing(&self.inner, record).await {
+                tracing::error!("cannot end execution {}: {e}", record.arn);
+            }
+        }
+        // Counted before anything runs: if this start crashes too, the next one knows.
+        let mut tx = muon_store::Transaction::new();
+        for r in &resumable {
+            tx.push(muon_store::Op::SetResumes {
+                execution: r.arn.clone(),
+                resumes: r.resumes + 1,
+            });
+        }
+        if !tx.is_empty() {
+            self.inner.store.commit(tx).await?;
+        }
+        for record in resumable {
+            if let Err(e) = Inner::resume_one(&self.inner, &record, true).await {
                 tracing::error!("cannot resume execution {}: {e}", record.arn);
             }
         }
         Ok(count)
+    }
+
+    /// A clean shutdown: the running executions were not stopped by a crash, so none of them
+    /// counts this stop against being resumed (see [`MAX_RESUMES_WITHOUT_PROGRESS`]).
+    pub async fn shutdown(&self) -> Result<()> {
+        let mut tx = muon_store::Transaction::new();
+        tx.push(muon_store::Op::ClearResumes);
+        self.inner.store.commit(tx).await?;
+        Ok(())
     }
 }
 
@@ -636,6 +666,10 @@ fn token_secret() -> Result<u128> {
         .map_err(|e| Error::Store(muon_store::Error::Backend(format!("no randomness: {e}"))))?;
     Ok(u128::from_le_bytes(bytes).max(1))
 }
+
+/// How many starts in a row may resume an execution that then made no progress before muon
+/// stopped uncleanly again; at the next start it is ended (ABORTED, `muon.HostCrashed`).
+pub const MAX_RESUMES_WITHOUT_PROGRESS: u32 = 3;
 
 /// The execution ARN a task token belongs to: tokens are `<execution ARN>#<state entry>#<attempt>#<MAC>`
 /// (the MAC is what makes them unguessable: the execution checks the whole token).
@@ -874,6 +908,7 @@ impl Inner {
                     error: end.as_ref().and_then(|e| e.error.clone()),
                     cause: end.as_ref().and_then(|e| e.cause.clone()),
                     definition: machine.definition_text.clone(),
+                    resumes: 0,
                     info: serde_json::to_string(&Stored { info }).expect("JSON serializes"),
                 },
                 history: run::history_records(exe.history(), 0),
@@ -902,7 +937,9 @@ impl Inner {
         Ok(Started { arn, start_ms: now })
     }
 
-    async fn resume_one(this: &Arc<Inner>, record: &ExecutionRecord) -> Result<()> {
+    /// Rebuilds a stored execution by replaying its steps, checked against its stored history.
+    /// Returns it and how many steps it has.
+    async fn rebuild(this: &Arc<Inner>, record: &ExecutionRecord) -> Result<(Execution, u64)> {
         let broken = |what: String| {
             Error::Store(muon_store::Error::Backend(format!(
                 "execution {} cannot be rebuilt: {what}",
@@ -940,6 +977,57 @@ impl Inner {
                 exe.history().len()
             )));
         }
+        Ok((exe, steps.len() as u64))
+    }
+
+    /// Ends a running execution that kept crashing its host instead of resuming it: replayed,
+    /// then stopped (ABORTED, error `muon.HostCrashed`), without carrying out any of its actions.
+    async fn abort_crashing(this: &Arc<Inner>, record: &ExecutionRecord) -> Result<()> {
+        let (mut exe, steps) = Inner::rebuild(this, record).await?;
+        let now = now_ms();
+        let before = exe.history().len();
+        let stop = muon_asl::Input::Stop {
+            error: Some("muon.HostCrashed".into()),
+            cause: Some(format!(
+                "muon stopped {} times in a row without shutting down cleanly while this execution was running, and it made no progress in between: it may be what stops muon, so it was not resumed again",
+                record.resumes
+            )),
+        };
+        let text = serde_json::to_string(&stop).expect("an input serializes");
+        exe.apply(now, stop);
+        let mut tx = muon_store::Transaction::new();
+        tx.push(muon_store::Op::Step {
+            execution: record.arn.clone(),
+            step: muon_store::StepRecord {
+                seq: steps + 1,
+                at_ms: now,
+                input: text,
+            },
+            history: run::history_records(exe.history(), before),
+            end: run::end_of(&exe, now),
+        });
+        tx.push(muon_store::Op::SetResumes {
+            execution: record.arn.clone(),
+            resumes: 0,
+        });
+        this.store.commit(tx).await?;
+        tracing::error!(
+            "execution {} was not resumed: muon stopped {} times in a row while it ran without progress; it is ABORTED",
+            record.arn,
+            record.resumes
+        );
+        Ok(())
+    }
+
+    /// Rebuilds a stored execution and sets it going again: its pending tasks are dispatched
+    /// again and its timers armed. `after_start` says it is resumed as muon starts (its first
+    /// step then clears its count of resumes without progress).
+    async fn resume_one(
+        this: &Arc<Inner>,
+        record: &ExecutionRecord,
+        after_start: bool,
+    ) -> Result<()> {
+        let (exe, steps) = Inner::rebuild(this, record).await?;
         let (inbox, messages) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = watch::channel(None);
         this.live.lock().expect("lock").insert(
@@ -960,7 +1048,8 @@ impl Inner {
             inbox,
             done_tx,
         );
-        actor.steps = steps.len() as u64;
+        actor.steps = steps;
+        actor.reset_resumes = after_start;
         let actions = actor.resumed_actions();
         run::spawn(this, actor, messages, actions);
         Ok(())

@@ -64,6 +64,9 @@ pub(crate) struct Actor {
     express: bool,
     /// Steps recorded so far.
     pub(crate) steps: u64,
+    /// Resumed as muon started: its next step also clears its count of resumes without
+    /// progress.
+    pub(crate) reset_resumes: bool,
     inbox: mpsc::UnboundedSender<Msg>,
     done: watch::Sender<Option<Arc<Description>>>,
     tasks: HashMap<TaskId, AbortHandle>,
@@ -128,6 +131,7 @@ impl Actor {
             exe,
             express,
             steps: 0,
+            reset_resumes: false,
             inbox,
             done,
             tasks: HashMap::new(),
@@ -254,6 +258,13 @@ impl Actor {
                 }
                 replies.extend(reply);
             }
+            if self.reset_resumes && !tx.is_empty() {
+                tx.push(Op::SetResumes {
+                    execution: self.arn.clone(),
+                    resumes: 0,
+                });
+                self.reset_resumes = false;
+            }
             if !tx.is_empty()
                 && let Err(e) = inner.store.commit(tx).await
             {
@@ -299,7 +310,7 @@ impl Actor {
         // dispatches its pending tasks again.
         let mut wait = Duration::from_millis(100);
         loop {
-            match Inner::resume_one(inner, &record).await {
+            match Inner::resume_one(inner, &record, false).await {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::error!("execution {}: reload failed ({e}); retrying", self.arn);

@@ -833,3 +833,47 @@ async fn running_executions_are_bounded_in_count_and_input_bytes() {
     // A start that names a running execution with its input is still answered.
     start("a", big).await.unwrap();
 }
+
+/// An execution that is resumed, then muon crashes again before it makes progress, three
+/// starts in a row, is ended at the fourth instead of resumed once more; a clean shutdown does
+/// not count, and progress starts the count again.
+#[test]
+fn an_execution_that_keeps_crashing_its_host_is_not_resumed_blindly() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    // One run of the engine on the same store: start (or resume), then crash or stop cleanly.
+    let run = |start: bool, clean: bool| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let arn = runtime.block_on(async {
+            let flows = engine(sqlite(&dir), fake.clone()).await;
+            let arn = "arn:aws:states:local:000000000000:execution:hanging:stuck".to_string();
+            if start {
+                flows
+                    .start_execution(StartRequest {
+                        machine: "hanging".into(),
+                        name: Some("stuck".into()),
+                        input: Some("{}".into()),
+                    })
+                    .await
+                    .unwrap();
+            }
+            let d = flows.describe(&arn).await.unwrap();
+            if clean {
+                flows.shutdown().await.unwrap();
+            }
+            (arn, d.status.clone(), d.error.clone())
+        });
+        runtime.shutdown_background();
+        arn
+    };
+    let (_, status, _) = run(true, false);
+    assert_eq!(status, "RUNNING");
+    // A clean stop between crashes does not count.
+    assert_eq!(run(false, true).1, "RUNNING");
+    for _ in 0..3 {
+        assert_eq!(run(false, false).1, "RUNNING");
+    }
+    let (_, status, error) = run(false, false);
+    assert_eq!(status, "ABORTED");
+    assert_eq!(error.as_deref(), Some("muon.HostCrashed"));
+}

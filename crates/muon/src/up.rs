@@ -141,7 +141,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         tokio::spawn(print_logs(invoker.journal().follow()));
     }
+    let engine = state.flows().cloned();
     muon_server::serve(state, gateway, control, shutdown).await?;
+    // A clean stop: running executions do not count it against being resumed.
+    if let Some(engine) = engine
+        && let Err(e) = engine.shutdown().await
+    {
+        eprintln!("muon: could not record the clean shutdown: {e}");
+    }
     println!("muon: stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -91,7 +91,8 @@ CREATE TABLE IF NOT EXISTS executions (
     error TEXT,
     cause TEXT,
     definition TEXT NOT NULL,
-    info TEXT NOT NULL
+    info TEXT NOT NULL,
+    resumes INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS executions_by_status ON executions (status, seq);
 CREATE INDEX IF NOT EXISTS executions_by_machine ON executions (machine, seq);
@@ -152,6 +153,21 @@ fn open_connection(path: &Path) -> Result<Connection> {
     })
 }
 
+/// Columns added since a table was first made, added to stores made before them.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has = |table: &str, column: &str| -> rusqlite::Result<bool> {
+        let mut statement = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+        let names: Vec<String> = statement
+            .query_map([], |row| row.get::<_, String>(1))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(names.iter().any(|n| n == column))
+    };
+    if !has("executions", "resumes")? {
+        conn.execute_batch("ALTER TABLE executions ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
+}
+
 /// SQLite's `quick_check` (every page and index structurally sound), so damage is found at
 /// start rather than when a query happens to read it.
 fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
@@ -205,6 +221,9 @@ impl Sqlite {
                 "{} is not a muon database or is damaged: {e}",
                 path.display()
             ))
+        })?;
+        migrate(&writer).map_err(|e| {
+            Error::Backend(format!("cannot bring {} up to date: {e}", path.display()))
         })?;
         let reader = open_connection(path)?;
         let (send, receive) = mpsc::channel();
@@ -376,6 +395,16 @@ fn apply<'c>(conn: &'c Connection, hot: &mut Hot<'c>, op: &Op) -> rusqlite::Resu
             conn.prepare_cached("DELETE FROM archives WHERE name = ?1")?
                 .execute(params![name.as_str()])?;
         }
+        Op::SetResumes { execution, resumes } => {
+            conn.prepare_cached("UPDATE executions SET resumes = ?2 WHERE arn = ?1")?
+                .execute(params![execution, resumes])?;
+        }
+        Op::ClearResumes => {
+            conn.prepare_cached(
+                "UPDATE executions SET resumes = 0 WHERE status = 'RUNNING' AND resumes != 0",
+            )?
+            .execute([])?;
+        }
         Op::PutKey(k) => {
             conn.prepare_cached(
                 "INSERT INTO api_keys (id, json) VALUES (?1, ?2)
@@ -417,8 +446,8 @@ fn apply<'c>(conn: &'c Connection, hot: &mut Hot<'c>, op: &Op) -> rusqlite::Resu
         } => {
             conn.prepare_cached(
                 "INSERT INTO executions (arn, machine, name, status, start_ms, stop_ms, input,
-                     output, error, cause, definition, info)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     output, error, cause, definition, info, resumes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
             .execute(params![
                 e.arn,
@@ -432,7 +461,8 @@ fn apply<'c>(conn: &'c Connection, hot: &mut Hot<'c>, op: &Op) -> rusqlite::Resu
                 e.error,
                 e.cause,
                 e.definition,
-                e.info
+                e.info,
+                e.resumes
             ])?;
             append_history(conn, &e.arn, history)?;
         }
@@ -479,8 +509,7 @@ fn append_history(
     Ok(())
 }
 
-const EXECUTION_COLUMNS: &str =
-    "arn, machine, name, status, start_ms, stop_ms, input, output, error, cause, definition, info";
+const EXECUTION_COLUMNS: &str = "arn, machine, name, status, start_ms, stop_ms, input, output, error, cause, definition, info, resumes";
 
 fn execution_row(row: &Row<'_>) -> rusqlite::Result<ExecutionRecord> {
     Ok(ExecutionRecord {
@@ -496,6 +525,7 @@ fn execution_row(row: &Row<'_>) -> rusqlite::Result<ExecutionRecord> {
         cause: row.get(9)?,
         definition: row.get(10)?,
         info: row.get(11)?,
+        resumes: row.get(12)?,
     })
 }
 

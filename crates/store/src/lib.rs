@@ -168,6 +168,10 @@ pub struct ExecutionRecord {
     /// What the engine needs besides the definition and input to rebuild the execution (its
     /// identity and random seed), JSON text the engine owns.
     pub info: String,
+    /// How many times in a row it was resumed after muon stopped without shutting down cleanly,
+    /// with no step recorded since: an execution that keeps crashing its host is not resumed
+    /// blindly.
+    pub resumes: u32,
 }
 
 /// How an execution ended.
@@ -241,6 +245,13 @@ pub enum Op {
         execution: ExecutionRecord,
         history: Vec<HistoryRecord>,
     },
+    /// Set an execution's count of resumes without progress ([`ExecutionRecord::resumes`]).
+    SetResumes {
+        execution: String,
+        resumes: u32,
+    },
+    /// A clean shutdown: no running execution was resumed after a crash.
+    ClearResumes,
     /// Record one input applied to a running execution, the history events it appended and,
     /// if it ended the execution, how. A step whose number was already recorded fails the
     /// transaction: an execution cannot fork.

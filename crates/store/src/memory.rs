@@ -124,6 +124,18 @@ impl Store for Memory {
                 Op::PutKey(k) => {
                     state.keys.insert(k.id.clone(), k);
                 }
+                Op::SetResumes { execution, resumes } => {
+                    if let Some(&i) = state.by_arn.get(&execution) {
+                        state.executions[i].record.resumes = resumes;
+                    }
+                }
+                Op::ClearResumes => {
+                    for e in &mut state.executions {
+                        if e.record.status == "RUNNING" {
+                            e.record.resumes = 0;
+                        }
+                    }
+                }
                 Op::Prune { before_ms } => {
                     let kept: std::collections::HashSet<EventId> = state
                         .deliveries

@@ -77,6 +77,7 @@ pub async fn agrees_with_model(store: &dyn Store, seed: u64, rounds: usize) {
                             cause: None,
                             definition: "{}".into(),
                             info: format!("{{\"seed\":{}}}", rng.next()),
+                            resumes: 0,
                         },
                         history: (1..=events)
                             .map(|id| HistoryRecord {
@@ -93,6 +94,14 @@ pub async fn agrees_with_model(store: &dyn Store, seed: u64, rounds: usize) {
                     if *ended {
                         continue;
                     }
+                    match rng.below(6) {
+                        0 => tx.push(Op::SetResumes {
+                            execution: arn.clone(),
+                            resumes: rng.below(4) as u32,
+                        }),
+                        1 => tx.push(Op::ClearResumes),
+                        _ => &mut tx,
+                    };
                     // Now and then a step recorded twice: both must refuse it.
                     let seq = if *steps > 0 && rng.below(8) == 0 {
                         *steps
