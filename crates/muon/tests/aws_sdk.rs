@@ -118,3 +118,59 @@ fn boto3_signs_with_muon_keys_and_is_held_to_their_scope() {
     ];
     assert_eq!(text.lines().collect::<Vec<_>>(), expected, "{text}");
 }
+
+#[test]
+fn boto3_with_dummy_credentials_works_on_loopback_without_auth() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("muon.toml"),
+        format!(
+            "app = \"dev\"\n[[function]]\nname = \"hello\"\nruntime = \"wasm\"\nsource = {:?}\n",
+            guest("hello").display().to_string()
+        ),
+    )
+    .unwrap();
+    // A muon key still holds its owner to its scope, even in dev mode.
+    let reader = aws_key(dir.path(), "reader", "read");
+    let up = Up::start_app(dir.path(), &[]);
+    let script = r#"
+import os, boto3, botocore
+def client(key, secret):
+    return boto3.client("events", endpoint_url=os.environ["ENDPOINT"], region_name="us-east-1",
+                        aws_access_key_id=key, aws_secret_access_key=secret)
+def code(call):
+    try:
+        call()
+        return "ok"
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"]
+dummy = client("local", "local")
+print("dummy put", code(lambda: dummy.put_events(Entries=[{"Source": "s", "DetailType": "d", "Detail": "{}"}])))
+key, secret = os.environ["READER"].split(":")
+reader = client(key, secret)
+print("reader list", code(lambda: reader.list_rules()))
+print("reader put", code(lambda: reader.put_events(Entries=[{"Source": "s", "DetailType": "d", "Detail": "{}"}])))
+"#;
+    let out = Command::new(python)
+        .args(["-c", script])
+        .env("ENDPOINT", &up.control)
+        .env("READER", format!("{}:{}", reader.0, reader.1))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "dummy put ok",
+            "reader list ok",
+            "reader put AccessDeniedException"
+        ],
+        "{text}"
+    );
+}
