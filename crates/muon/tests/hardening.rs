@@ -693,3 +693,53 @@ fn http_1_1_requests_need_exactly_one_host_header() {
         );
     }
 }
+
+#[test]
+fn an_access_log_line_per_request_at_info_without_colors_into_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("muon.toml"),
+        format!("app = \"log\"\n{}", hello()),
+    )
+    .unwrap();
+    let mut child = support::muon()
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--control",
+            "127.0.0.1:0",
+            "--quiet",
+        ])
+        .arg(dir.path())
+        .env("MUON_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let control = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(rest) = line.trim().strip_prefix("control API: ") {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches("/v1")
+                .to_string();
+        }
+    };
+    let answer = client()
+        .get(format!("{control}/v1/functions"))
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("control GET /v1/functions 200"), "{err}");
+    assert!(!err.contains('\u{1b}'), "colors in a pipe: {err}");
+}

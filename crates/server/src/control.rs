@@ -55,7 +55,31 @@ async fn json_errors(request: Request, next: axum::middleware::Next) -> Response
         return crate::bad_host(why).into_response();
     }
     let aws = request.headers().contains_key("x-amz-target");
+    let logged = tracing::enabled!(target: "muon::access", tracing::Level::INFO).then(|| {
+        let target = request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .map(|t| format!(" {t}"))
+            .unwrap_or_default();
+        (
+            std::time::Instant::now(),
+            format!(
+                "control {} {}{target}",
+                request.method(),
+                request.uri().path()
+            ),
+        )
+    });
     let response = next.run(request).await;
+    if let Some((started, what)) = logged {
+        tracing::info!(
+            target: "muon::access",
+            "{what} {} {:.2}ms",
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
     let status = response.status();
     let plain = response
         .headers()

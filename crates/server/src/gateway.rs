@@ -255,6 +255,30 @@ pub(crate) fn service(
 }
 
 async fn handle(state: State, request: http::Request<Incoming>) -> muon_runtime::Response {
+    // An access log line per request at MUON_LOG=info (target `muon::access`); nothing is
+    // measured when it is off.
+    if tracing::enabled!(target: "muon::access", tracing::Level::INFO) {
+        let started = std::time::Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let response = route(state, request).await;
+        tracing::info!(
+            target: "muon::access",
+            "app {method} {path} {} {:.2}ms {}",
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0,
+            response
+                .headers()
+                .get(muon_api::INVOCATION_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+        );
+        return response;
+    }
+    route(state, request).await
+}
+
+async fn route(state: State, request: http::Request<Incoming>) -> muon_runtime::Response {
     if let Some(why) = crate::host_problem(request.version(), request.headers()) {
         return crate::bad_host(why);
     }
