@@ -46,7 +46,7 @@ pub struct Args {
     #[arg(long, env = "MUON_IO_URING")]
     io_uring: bool,
     /// Don't print the functions' output (it is still kept for `muon logs`).
-    #[arg(long, short)]
+    #[arg(long, short, env = "MUON_QUIET")]
     quiet: bool,
     /// Where durable state (events, deliveries, API rules) is kept (default: DIR/.muon).
     #[arg(long, env = "MUON_DATA_DIR")]
@@ -64,7 +64,7 @@ pub struct Args {
     #[arg(long, env = "MUON_ALLOW_PRIVATE_DESTINATIONS")]
     allow_private_destinations: bool,
     /// Use the pooling instance allocator: auto (when the host allows it), always or never.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    #[arg(long, env = "MUON_POOLING", default_value = "auto", value_parser = ["auto", "always", "never"])]
     pooling: String,
 }
 

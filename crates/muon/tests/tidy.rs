@@ -190,3 +190,29 @@ fn conformance_tests_fail_under_ci_without_their_data() {
         );
     }
 }
+
+#[test]
+fn every_muon_up_flag_has_help_and_an_environment_variable() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_muon"))
+        .args(["up", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let mut problems = Vec::new();
+    for line in help.lines().map(str::trim) {
+        let Some(flag) = line.split_whitespace().find(|w| w.starts_with("--")) else {
+            continue;
+        };
+        if flag == "--help" {
+            continue;
+        }
+        if !line.contains("[env: MUON_") {
+            problems.push(format!("{flag} has no MUON_* variable"));
+        }
+        let described = line.split("  ").filter(|p| !p.trim().is_empty()).count() > 1;
+        if !described {
+            problems.push(format!("{flag} has no help text"));
+        }
+    }
+    assert!(problems.is_empty(), "{}\n{help}", problems.join("\n"));
+}
