@@ -257,13 +257,20 @@ pub fn parse(text: &str, file: &Path, root: &Path) -> Result<App> {
         path: file.to_path_buf(),
         diagnostics,
     };
-    let raw: RawManifest = toml::from_str(text).map_err(|e| {
-        invalid(vec![Diagnostic {
-            key: String::new(),
-            message: e.to_string().trim_end().replace('\n', "\n    "),
-        }])
-    })?;
-    let mut problems = Vec::new();
+    let (raw, unknown) = match toml::from_str::<RawManifest>(text) {
+        Ok(raw) => (raw, Vec::new()),
+        Err(e) => match without_unknown_keys(text) {
+            // Unknown keys: each is reported, and the rest is validated as if they were not there.
+            Some((raw, unknown)) if !unknown.is_empty() => (raw, unknown),
+            _ => {
+                return Err(invalid(vec![Diagnostic {
+                    key: String::new(),
+                    message: e.to_string().trim_end().replace('\n', "\n    "),
+                }]));
+            }
+        },
+    };
+    let mut problems = unknown;
     let mut problem = |key: String, message: String| problems.push(Diagnostic { key, message });
 
     let name = match raw.app {
@@ -612,6 +619,113 @@ pub fn parse(text: &str, file: &Path, root: &Path) -> Result<App> {
         archives,
         workflows,
     })
+}
+
+/// The manifest with its unknown keys left out, and a diagnostic for each (in file order, with
+/// its line and the closest known key), when the document is TOML whose only faults are
+/// unknown keys.
+fn without_unknown_keys(text: &str) -> Option<(RawManifest, Vec<Diagnostic>)> {
+    let mut doc: toml::Value = toml::from_str(text).ok()?;
+    let mut unknown = Vec::new();
+    for _ in 0..1000 {
+        let error = match serde_path_to_error::deserialize::<_, RawManifest>(doc.clone()) {
+            Ok(raw) => {
+                unknown.sort_by_key(|(line, _): &(usize, Diagnostic)| *line);
+                return Some((raw, unknown.into_iter().map(|(_, d)| d).collect()));
+            }
+            Err(e) => e,
+        };
+        let message = error.inner().to_string();
+        let field = message
+            .strip_prefix("unknown field `")?
+            .split('`')
+            .next()?
+            .to_owned();
+        let expected: Vec<&str> = message
+            .split_once("expected")
+            .map(|(_, list)| list.split(" for key").next().unwrap_or(list))
+            .map(|list| list.split('`').skip(1).step_by(2).collect())
+            .unwrap_or_default();
+        // The path ends at the unknown key or at the table that holds it.
+        let mut segments: Vec<String> = error
+            .path()
+            .iter()
+            .map(|s| match s {
+                serde_path_to_error::Segment::Seq { index } => format!("[{index}]"),
+                serde_path_to_error::Segment::Map { key } => key.clone(),
+                _ => String::new(),
+            })
+            .collect();
+        if segments.last() == Some(&field) {
+            segments.pop();
+        }
+        let table = segments
+            .iter()
+            .try_fold(&mut doc, |v, s| match s.strip_prefix('[') {
+                Some(i) => v.get_mut(i.trim_end_matches(']').parse::<usize>().ok()?),
+                None => v.get_mut(s.as_str()),
+            })?;
+        table.as_table_mut()?.remove(&field)?;
+        let mut key = String::new();
+        for s in &segments {
+            if !s.starts_with('[') && !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(s);
+        }
+        key.push_str(if key.is_empty() { "" } else { "." });
+        key.push_str(&field);
+        let line = text
+            .lines()
+            .position(|l| {
+                l.trim_start()
+                    .strip_prefix(field.as_str())
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+            .map_or(0, |n| n + 1);
+        let hint = did_you_mean(&field, &expected)
+            .map(|k| format!(": did you mean `{k}`?"))
+            .unwrap_or_else(|| format!(": expected one of {}", expected.join(", ")));
+        let at = if line > 0 {
+            format!(" (line {line})")
+        } else {
+            String::new()
+        };
+        unknown.push((
+            line,
+            Diagnostic {
+                key,
+                message: format!("unknown key `{field}`{at}{hint}"),
+            },
+        ));
+    }
+    None
+}
+
+/// The known key closest to `key` (by edit distance), if one is close enough to be a typo.
+fn did_you_mean<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut previous = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let here = row[j + 1];
+                row[j + 1] = (previous + usize::from(ca != *cb))
+                    .min(row[j] + 1)
+                    .min(here + 1);
+                previous = here;
+            }
+        }
+        row[b.len()]
+    }
+    known
+        .iter()
+        .map(|k| (distance(key, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
 }
 
 /// Why a target naming workflow `name` is refused.

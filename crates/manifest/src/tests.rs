@@ -82,8 +82,44 @@ fn unknown_keys_name_the_file_and_the_key() {
         "app = \"a\"\n[[function]]\nname = \"f\"\nruntime = \"wasm\"\nsource = \"hello.wasm\"\nmemory = 5\n",
     );
     assert!(e.contains("muon.toml"), "{e}");
-    assert!(e.contains("unknown field `memory`"), "{e}");
+    assert!(e.contains("unknown key `memory`"), "{e}");
     assert!(e.contains("line 6"), "{e}");
+    assert!(e.contains("did you mean `memory_mb`?"), "{e}");
+}
+
+#[test]
+fn every_unknown_key_is_reported_with_the_other_problems() {
+    let e = errors(
+        r#"
+app = "a"
+colour = "blue"
+[[function]]
+name = "f"
+runtime = "wasm"
+source = "missing.wasm"
+timout = "5s"
+[[rule]]
+name = "r"
+descripton = "orders"
+pattern = { source = ["x"] }
+targets = [{ function = "f" }]
+"#,
+    );
+    let at = |needle: &str| {
+        e.find(needle).unwrap_or_else(|| {
+            panic!(
+                "no {needle:?} in:
+{e}"
+            )
+        })
+    };
+    // In file order, each with its line and the key it most likely meant.
+    let colour = at("unknown key `colour` (line 3)");
+    let timout = at("unknown key `timout` (line 8): did you mean `timeout`?");
+    let descripton = at("unknown key `descripton` (line 11): did you mean `description`?");
+    assert!(colour < timout && timout < descripton, "{e}");
+    // And the rest is still validated.
+    at("missing.wasm does not exist");
 }
 
 #[test]
@@ -521,11 +557,8 @@ fn bad_workflow_names_types_and_keys_are_refused() {
         ),
     );
     assert!(e.contains("muon.toml"), "{e}");
-    assert!(e.contains("unknown field `kind`"), "{e}");
-    assert!(
-        e.contains("expected one of `name`, `definition`, `type`"),
-        "{e}"
-    );
+    assert!(e.contains("unknown key `kind`"), "{e}");
+    assert!(e.contains("expected one of name, definition, type"), "{e}");
     assert!(e.contains("line 11"), "{e}");
 }
 
@@ -723,7 +756,7 @@ fn bad_archives_name_every_problem() {
         name = "ok"
         "#
     ));
-    assert!(e.contains("unknown field `colour`"), "{e}");
+    assert!(e.contains("unknown key `colour`"), "{e}");
     let e = errors(&format!(
         r#"{HELLO}
         [[archive]]
