@@ -75,7 +75,7 @@ impl Default for Config {
             schedules: Vec::new(),
             archives: Vec::new(),
             account: "000000000000".into(),
-            region: "local".into(),
+            region: "us-east-1".into(),
             retry_base: Duration::from_secs(1),
             retry_cap: Duration::from_secs(600),
             max_in_flight: 256,

@@ -75,7 +75,7 @@ impl Default for Config {
         Self {
             workflows: Vec::new(),
             account: "000000000000".into(),
-            region: "local".into(),
+            region: "us-east-1".into(),
             role_arn: "arn:aws:iam::000000000000:role/muon".into(),
             max_running: 100_000,
             max_running_input_bytes: 256 << 20,

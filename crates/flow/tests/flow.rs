@@ -221,7 +221,7 @@ fn workflows() -> Vec<Workflow> {
                 "States": {
                     "Child": {
                         "Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
-                        "Parameters": { "StateMachineArn": "arn:aws:states:local:000000000000:stateMachine:doubler", "Input.$": "$" },
+                        "Parameters": { "StateMachineArn": "arn:aws:states:us-east-1:000000000000:stateMachine:doubler", "Input.$": "$" },
                         "OutputPath": "$.Output",
                         "End": true
                     }
@@ -684,7 +684,7 @@ async fn api_state_machines_are_kept() {
             .unwrap();
         assert_eq!(
             m.arn,
-            "arn:aws:states:local:000000000000:stateMachine:greeter"
+            "arn:aws:states:us-east-1:000000000000:stateMachine:greeter"
         );
         // Creating it again with the same definition is the same machine; with another, not.
         flows
@@ -700,7 +700,7 @@ async fn api_state_machines_are_kept() {
     let flows = engine(sqlite(&dir), Fake::default()).await;
     let d = run(
         &flows,
-        "arn:aws:states:local:000000000000:stateMachine:greeter",
+        "arn:aws:states:us-east-1:000000000000:stateMachine:greeter",
         json!({}),
     )
     .await;
@@ -846,7 +846,7 @@ fn an_execution_that_keeps_crashing_its_host_is_not_resumed_blindly() {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let arn = runtime.block_on(async {
             let flows = engine(sqlite(&dir), fake.clone()).await;
-            let arn = "arn:aws:states:local:000000000000:execution:hanging:stuck".to_string();
+            let arn = "arn:aws:states:us-east-1:000000000000:execution:hanging:stuck".to_string();
             if start {
                 flows
                     .start_execution(StartRequest {

@@ -225,12 +225,12 @@ fn info(name: &str) -> ExecutionInfo {
         &hex[20..]
     );
     ExecutionInfo {
-        execution_arn: format!("arn:aws:states:local:000000000000:execution:{name}:{execution}"),
+        execution_arn: format!("arn:aws:states:us-east-1:000000000000:execution:{name}:{execution}"),
         name: execution,
-        state_machine_arn: format!("arn:aws:states:local:000000000000:stateMachine:{name}"),
+        state_machine_arn: format!("arn:aws:states:us-east-1:000000000000:stateMachine:{name}"),
         state_machine_name: name.to_owned(),
         role_arn: "arn:aws:iam::000000000000:role/muon-local".into(),
-        region: "local".into(),
+        region: "us-east-1".into(),
         redrive_count: 0,
         seed: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -55,6 +55,10 @@ pub struct Args {
     /// (default: keep every event, for replays).
     #[arg(long, env = "MUON_RETENTION", value_parser = muon_types::parse_duration)]
     retention: Option<std::time::Duration>,
+    /// The AWS region ARNs and events name (as tools that compare state, Terraform say, expect
+    /// the region they call with).
+    #[arg(long, env = "MUON_REGION", default_value = "us-east-1")]
+    region: String,
     /// Require an API key on the control API on loopback too (off loopback it always is).
     #[arg(long, env = "MUON_AUTH")]
     auth: bool,
@@ -101,6 +105,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             schedules: app.schedules.clone(),
             archives: app.archives.clone(),
             retention: args.retention,
+            region: args.region.clone(),
             ..Default::default()
         },
         store.clone(),
@@ -111,6 +116,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let flows = muon_flow::Flows::start(
         muon_flow::Config {
             workflows: workflows(&app),
+            region: args.region.clone(),
             ..Default::default()
         },
         store.clone(),

@@ -129,7 +129,7 @@ fn app() -> String {
 }
 
 /// The region and account of muon's ARNs (the defaults).
-const REGION_ACCOUNT: &str = "local:000000000000";
+const REGION_ACCOUNT: &str = "us-east-1:000000000000";
 
 #[test]
 fn rules_and_buses_through_eventbridge_s_protocol() {

@@ -245,7 +245,7 @@ fn the_cli_and_the_aws_protocol_drive_workflows() {
     assert_eq!(body["output"], r#"{"ok":true}"#);
     let r = aws(
         "DescribeExecution",
-        json!({ "executionArn": "arn:aws:states:local:000000000000:execution:quick:none" }),
+        json!({ "executionArn": "arn:aws:states:us-east-1:000000000000:execution:quick:none" }),
     );
     assert_eq!(r.status(), 404);
     assert_eq!(
