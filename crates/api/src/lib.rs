@@ -13,10 +13,14 @@ pub mod eventbridge;
 /// `GET /v1/health`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Health {
+    /// `ok`, or `degraded` while the store cannot write.
     pub status: String,
     pub app: String,
     pub functions: usize,
     pub version: String,
+    /// Why the store cannot write, while it cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
 }
 
 /// One function, as `GET /v1/functions` lists it.

@@ -86,9 +86,17 @@ pub(crate) async fn record(
                 Err(_) => break,
             }
         }
-        if let Err(e) = store.commit(tx).await {
-            // They stay pending in the store and are attempted again after a restart.
-            tracing::error!("cannot record {} delivery outcomes: {e}", outcomes.len());
+        // Kept and tried again until the store takes them (a full disk that frees up): given
+        // up, these deliveries would stay pending in the store until a restart delivered them
+        // once more.
+        let mut wait = std::time::Duration::from_millis(100);
+        while let Err(e) = store.commit(tx.clone()).await {
+            tracing::error!(
+                "cannot record {} delivery outcomes ({e}); trying again in {wait:?}",
+                tx.ops.len()
+            );
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(5));
         }
     }
 }

@@ -225,7 +225,9 @@ fn info(name: &str) -> ExecutionInfo {
         &hex[20..]
     );
     ExecutionInfo {
-        execution_arn: format!("arn:aws:states:us-east-1:000000000000:execution:{name}:{execution}"),
+        execution_arn: format!(
+            "arn:aws:states:us-east-1:000000000000:execution:{name}:{execution}"
+        ),
         name: execution,
         state_machine_arn: format!("arn:aws:states:us-east-1:000000000000:stateMachine:{name}"),
         state_machine_name: name.to_owned(),

@@ -140,7 +140,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         invoker.clone(),
     )
-    .with_keys(store, crate::keys::master(&data_dir)?)
+    .with_store(store, crate::keys::master(&data_dir)?)
     .with_bus(bus)
     .with_flows(flows);
     print_ready(&app, &state, &gateway, &control, started);

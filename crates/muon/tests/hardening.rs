@@ -743,3 +743,133 @@ fn an_access_log_line_per_request_at_info_without_colors_into_a_pipe() {
     assert!(err.contains("control GET /v1/functions 200"), "{err}");
     assert!(!err.contains('\u{1b}'), "colors in a pipe: {err}");
 }
+
+/// A 3 MiB tmpfs for a data folder that can fill up; `None` where mounting is not allowed.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path) -> Option<SmallDisk> {
+        let path = dir.join("disk");
+        std::fs::create_dir_all(&path).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+            .arg(&path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk(path))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_degrades_health_and_deliveries_resume_once_it_frees_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(dir.path()) else {
+        println!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let (url, delivered) = counter();
+    let manifest = format!(
+        "app = \"full\"\n{}[[rule]]\nname = \"all\"\npattern = {{ source = [\"fill\"] }}\ntargets = [{{ url = \"{url}\" }}]\n",
+        hello()
+    );
+    let data = disk.0.join("data");
+    let up = Up::start(&manifest, &["--data-dir", data.to_str().unwrap()]);
+    let http = client();
+    let health = || {
+        let answer = http
+            .get(format!("{}/v1/health", up.control))
+            .send()
+            .unwrap();
+        (
+            answer.status().as_u16(),
+            answer.json::<serde_json::Value>().unwrap(),
+        )
+    };
+    assert_eq!(health().0, 200);
+    // Most of the disk taken by something else, then events until the store cannot write.
+    std::fs::write(disk.0.join("filler"), vec![0u8; 1_500_000]).unwrap();
+    let pad = "x".repeat(4000);
+    let mut accepted = 0;
+    let mut refused = 0;
+    let mut ids: Vec<String> = Vec::new();
+    for i in 0..2000 {
+        let answer: serde_json::Value = http
+            .post(format!("{}/v1/events", up.control))
+            .json(
+                &serde_json::json!({"Entries": [{"Source": "fill", "DetailType": "t",
+                "Detail": serde_json::json!({"i": i, "pad": pad}).to_string()}]}),
+            )
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if answer["FailedEntryCount"] == 0 {
+            accepted += 1;
+            ids.push(
+                answer["Entries"][0]["EventId"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        } else {
+            refused += 1;
+            if refused > 20 {
+                break;
+            }
+        }
+    }
+    assert!(
+        refused > 0 && accepted > 0,
+        "{accepted} accepted, {refused} refused"
+    );
+    println!("the disk filled after {accepted} events");
+    eventually(
+        "health says the store cannot write",
+        Duration::from_secs(20),
+        || {
+            let (status, body) = health();
+            status == 503 && body["status"] == "degraded" && body["store"].is_string()
+        },
+    );
+    // The disk frees up: health recovers and every accepted event is delivered, no restart.
+    std::fs::remove_file(disk.0.join("filler")).unwrap();
+    eventually(
+        "every accepted event delivered",
+        Duration::from_secs(60),
+        || delivered.load(Ordering::SeqCst) >= accepted,
+    );
+    // And recorded as delivered in the store, not left pending until a restart.
+    eventually("every delivery recorded", Duration::from_secs(60), || {
+        ids.iter().all(|id| {
+            let node: serde_json::Value = http
+                .get(format!("{}/v1/events/{id}", up.control))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            node["deliveries"]
+                .as_array()
+                .is_some_and(|d| d.iter().all(|d| d["delivery"]["status"] == "delivered"))
+        })
+    });
+    let answer = http
+        .post(format!("{}/v1/events", up.control))
+        .json(&serde_json::json!({"Entries": [{"Source": "fill", "DetailType": "t", "Detail": "{}"}]}))
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    eventually("health ok again", Duration::from_secs(20), || {
+        health().0 == 200
+    });
+    drop(up);
+}

@@ -150,13 +150,22 @@ fn known(state: &State, name: &str) -> Result<FunctionName, Response> {
         .ok_or_else(|| not_found(format!("no function named {name:?}")))
 }
 
-async fn health(state: axum::extract::State<State>) -> Json<muon_api::Health> {
-    Json(muon_api::Health {
-        status: "ok".into(),
+/// `ok`, or 503 `degraded` with why while the store cannot write (what a load balancer asks).
+async fn health(state: axum::extract::State<State>) -> Response {
+    let store = state.inner.store.as_ref().and_then(|s| s.write_error());
+    let health = muon_api::Health {
+        status: if store.is_some() { "degraded" } else { "ok" }.into(),
         app: state.inner.config.app.clone(),
         functions: state.invoker().functions().count(),
         version: env!("CARGO_PKG_VERSION").into(),
-    })
+        store,
+    };
+    let status = if health.store.is_some() {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        http::StatusCode::OK
+    };
+    (status, Json(health)).into_response()
 }
 
 fn function_info(state: &State, meta: &muon_runtime::FunctionMeta) -> muon_api::Function {

@@ -72,6 +72,8 @@ struct StateInner {
     bus: Option<muon_bus::Bus>,
     flows: Option<muon_flow::Flows>,
     keys: Option<auth::Keys>,
+    /// The durable store, for `/v1/health` to say whether it writes.
+    store: Option<Arc<dyn muon_store::Store>>,
 }
 
 impl State {
@@ -90,6 +92,7 @@ impl State {
                 bus: None,
                 flows: None,
                 keys: None,
+                store: None,
             }),
         }
     }
@@ -119,15 +122,17 @@ impl State {
         }
     }
 
-    /// The same state, checking API keys against those in `store`; `master` opens the secrets
-    /// of keys that sign with SigV4.
-    pub fn with_keys(self, store: Arc<dyn muon_store::Store>, master: Option<[u8; 32]>) -> Self {
+    /// The same state with the durable store: API keys are checked against its keys (`master`
+    /// opens the secrets of keys that sign with SigV4), and `/v1/health` reports whether it
+    /// writes.
+    pub fn with_store(self, store: Arc<dyn muon_store::Store>, master: Option<[u8; 32]>) -> Self {
         let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| {
-            panic!("with_keys is called while building the state, before it is shared")
+            panic!("with_store is called while building the state, before it is shared")
         });
         Self {
             inner: Arc::new(StateInner {
-                keys: Some(auth::Keys::new(store, master)),
+                keys: Some(auth::Keys::new(store.clone(), master)),
+                store: Some(store),
                 ..inner
             }),
         }

@@ -121,6 +121,8 @@ pub struct Sqlite {
     path: PathBuf,
     writer: Mutex<mpsc::Sender<Job>>,
     reader: Arc<Mutex<Connection>>,
+    /// Why the writer's last group failed, until one succeeds again.
+    write_error: Arc<Mutex<Option<String>>>,
 }
 
 fn backend(e: impl std::fmt::Display) -> Error {
@@ -227,14 +229,17 @@ impl Sqlite {
         })?;
         let reader = open_connection(path)?;
         let (send, receive) = mpsc::channel();
+        let write_error = Arc::new(Mutex::new(None));
+        let health = write_error.clone();
         std::thread::Builder::new()
             .name("muon-store-writer".into())
-            .spawn(move || write_loop(writer, receive))
+            .spawn(move || write_loop(writer, receive, &health))
             .map_err(backend)?;
         Ok(Self {
             path: path.to_path_buf(),
             writer: Mutex::new(send),
             reader: Arc::new(Mutex::new(reader)),
+            write_error,
         })
     }
 
@@ -258,7 +263,7 @@ impl Sqlite {
     }
 }
 
-fn write_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+fn write_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>, health: &Mutex<Option<String>>) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -268,6 +273,19 @@ fn write_loop(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
             }
         }
         let results = commit_group(&mut conn, &group);
+        // A commit that went through says the store writes again; one that failed for the
+        // backend's sake (not a conflict in the data) says it does not.
+        let failed = results.iter().find_map(|r| match r {
+            Err(Error::Backend(e)) => Some(e.clone()),
+            _ => None,
+        });
+        if let Ok(mut state) = health.lock() {
+            if results.iter().any(Result::is_ok) {
+                *state = None;
+            } else if let Some(e) = failed {
+                *state = Some(e);
+            }
+        }
         for (job, result) in group.into_iter().zip(results) {
             let _ = job.done.send(result);
         }
@@ -594,6 +612,10 @@ impl Store for Sqlite {
             sent?;
             answer.await.map_err(|_| Error::Closed)?
         })
+    }
+
+    fn write_error(&self) -> Option<String> {
+        self.write_error.lock().ok()?.clone()
     }
 
     fn event(&self, id: EventId) -> BoxFuture<'_, Result<Option<EventRecord>>> {

@@ -325,6 +325,11 @@ pub trait Store: Send + Sync + 'static {
     fn executions(&self, query: ExecutionQuery) -> BoxFuture<'_, Result<Vec<ExecutionRecord>>>;
     /// The inputs applied to an execution, in order.
     fn steps(&self, arn: &str) -> BoxFuture<'_, Result<Vec<StepRecord>>>;
+    /// Why the last commit failed, while the store cannot write (a full disk, say); `None`
+    /// once a commit succeeds again. What `/v1/health` reports.
+    fn write_error(&self) -> Option<String> {
+        None
+    }
     /// An execution's history events with `id > after`, in order (at most `limit`).
     fn history(
         &self,
