@@ -19,8 +19,14 @@ use std::sync::Arc;
 
 /// The most bytes a state's input or output, or a task's result, may have.
 pub const MAX_PAYLOAD_BYTES: usize = 262_144;
+/// Most levels of nesting a state's input or output may have: what serde_json parses an
+/// execution's input to by default, and what the interpreter's recursion stays well within.
+pub const MAX_DEPTH: usize = 128;
 /// The most events an execution's history may have.
 pub const MAX_HISTORY_EVENTS: usize = 25_000;
+/// Most bytes of history (its events' details) one execution may hold in memory: 25,000 events
+/// of 256 KB each would be 6 GB, so a loop over a large payload is stopped here instead.
+pub const MAX_HISTORY_BYTES: usize = 64 << 20;
 
 /// Identifies one task invocation (one attempt of one Task state, in one
 /// branch or iteration) within an execution.
@@ -350,6 +356,9 @@ pub struct Execution {
     next_timer: u64,
     rng: Rng,
     history_full: bool,
+    /// The bytes of the details of the events in `history`.
+    #[serde(default)]
+    history_bytes: usize,
     #[serde(skip)]
     now: i64,
     #[serde(skip)]
@@ -362,9 +371,23 @@ fn text(v: &Value) -> String {
     v.to_string()
 }
 
-fn payload_too_big(v: &Value) -> bool {
-    // Cheap upper bound first: most payloads are far below the limit.
-    serde_json::to_vec(v).map_or(true, |b| b.len() > MAX_PAYLOAD_BYTES)
+/// Why a payload may not be carried, if it may not: `"nesting"` past [`MAX_DEPTH`] levels (a
+/// loop that wraps its input once more each time would otherwise grow it until serializing it
+/// overflows the stack), `"size"` past [`MAX_PAYLOAD_BYTES`].
+fn payload_problem(v: &Value) -> Option<&'static str> {
+    fn deeper_than(v: &Value, levels: usize) -> bool {
+        match v {
+            Value::Array(items) => levels == 0 || items.iter().any(|i| deeper_than(i, levels - 1)),
+            Value::Object(map) => levels == 0 || map.values().any(|i| deeper_than(i, levels - 1)),
+            _ => false,
+        }
+    }
+    if deeper_than(v, MAX_DEPTH) {
+        return Some("nesting");
+    }
+    serde_json::to_vec(v)
+        .map_or(true, |b| b.len() > MAX_PAYLOAD_BYTES)
+        .then_some("size")
 }
 
 fn details(pairs: Vec<(&str, Value)>) -> Map<String, Value> {
@@ -463,6 +486,7 @@ impl Execution {
             next_task: 0,
             next_timer: 0,
             history_full: false,
+            history_bytes: 0,
             now,
             queue: VecDeque::new(),
             actions: Vec::new(),
@@ -477,10 +501,10 @@ impl Execution {
             Some(details(d)),
             false,
         );
-        if payload_too_big(&input) {
+        if let Some(limit) = payload_problem(&input) {
             exe.finish_execution(Status::Failed {
                 error: Some(errors::DATA_LIMIT_EXCEEDED.into()),
-                cause: Some("The execution input exceeds the maximum size.".into()),
+                cause: Some(format!("The execution input exceeds the maximum {limit}.")),
             });
             let actions = std::mem::take(&mut exe.actions);
             return (exe, actions);
@@ -659,10 +683,22 @@ impl Execution {
                 | EventType::ExecutionTimedOut
                 | EventType::ExecutionAborted
         );
-        if !terminal && self.history.len() + 1 >= MAX_HISTORY_EVENTS {
+        let bytes = details.as_ref().map_or(0, |d| {
+            d.iter()
+                .map(|(k, v)| {
+                    k.len()
+                        + crate::scope::json_size(v, MAX_HISTORY_BYTES).unwrap_or(MAX_HISTORY_BYTES)
+                })
+                .sum()
+        });
+        if !terminal
+            && (self.history.len() + 1 >= MAX_HISTORY_EVENTS
+                || self.history_bytes + bytes > MAX_HISTORY_BYTES)
+        {
             self.history_full = true;
             return cursor.source;
         }
+        self.history_bytes += bytes;
         let id = self.history.len() as u64 + 1;
         self.history.push(HistoryEvent {
             id,
@@ -788,7 +824,7 @@ impl Execution {
                 self.finish_execution(Status::Failed {
                     error: Some(errors::RUNTIME.into()),
                     cause: Some(format!(
-                        "The execution reached the maximum number of history events ({MAX_HISTORY_EVENTS})."
+                        "The execution reached the maximum number of history events ({MAX_HISTORY_EVENTS}) or of history bytes ({MAX_HISTORY_BYTES})."
                     )),
                 });
             }
@@ -986,10 +1022,13 @@ impl Execution {
             retry_total: 0,
             wait: Waiting::Evaluating,
         }));
-        if payload_too_big(&input) {
+        if let Some(limit) = payload_problem(&input) {
             let failure = Failure::new(
                 errors::DATA_LIMIT_EXCEEDED,
-                format!("The state '{}' input exceeds the maximum size.", state.name),
+                format!(
+                    "The state '{}' input exceeds the maximum {limit}.",
+                    state.name
+                ),
             );
             return self.fail_frame(f, failure);
         }
@@ -1193,11 +1232,11 @@ impl Execution {
     ) {
         let def = self.def.0.clone();
         let state = def.state(self.frame(f).machine, sid);
-        if payload_too_big(&output) {
+        if let Some(limit) = payload_problem(&output) {
             let failure = Failure::new(
                 errors::DATA_LIMIT_EXCEEDED,
                 format!(
-                    "The state '{}' output exceeds the maximum size.",
+                    "The state '{}' output exceeds the maximum {limit}.",
                     state.name
                 ),
             );
@@ -1518,7 +1557,7 @@ impl Execution {
         let Some((resource, kind)) = self.task_resource(f) else {
             return;
         };
-        if payload_too_big(&output) {
+        if payload_problem(&output).is_some() {
             let who = match &kind {
                 ResourceKind::Service { service, .. } => service.clone(),
                 _ => resource.clone(),

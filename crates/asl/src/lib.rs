@@ -56,8 +56,8 @@ pub use definition::{
     State, StateId, Text, Transition, WaitFor, Work,
 };
 pub use exec::{
-    Action, Execution, ExecutionInfo, Input, Invocation, MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES,
-    ResourceKind, Status, TaskId, TimerId,
+    Action, Execution, ExecutionInfo, Input, Invocation, MAX_DEPTH, MAX_HISTORY_BYTES,
+    MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES, ResourceKind, Status, TaskId, TimerId,
 };
 pub use history::{EventType, HistoryEvent};
 pub use intrinsic::{Call, Function, MAX_NESTING};

@@ -456,3 +456,47 @@ fn wait_for_task_token_puts_the_token_in_the_context() {
         "sendMessage.waitForTaskToken"
     );
 }
+
+/// Found by the `asl` fuzz target: a Pass state that loops to itself, wrapping its input once
+/// more each time, grew it until serializing it took seconds (and could overflow the stack).
+/// Past 128 levels of nesting the state fails instead.
+#[test]
+fn a_loop_that_nests_its_input_deeper_each_time_fails_at_the_nesting_bound() {
+    let (exe, _) = start(
+        json!({"StartAt": "Wrap", "States": {"Wrap": {"Type": "Pass",
+            "Parameters": {"Arg1": "argument1", "FromInput.$": "$"}, "Next": "Wrap"}}}),
+        json!({}),
+        1,
+    );
+    assert_eq!(exe.status().as_str(), "FAILED");
+    match exe.status() {
+        muon_asl::Status::Failed { error, cause } => {
+            assert_eq!(error.as_deref(), Some("States.DataLimitExceeded"));
+            assert!(cause.as_deref().unwrap().contains("nesting"), "{cause:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(exe.history().len() < 2 * muon_asl::MAX_DEPTH + 10);
+}
+
+/// A loop over a large payload would hold gigabytes of history (25,000 events of up to 256 KB):
+/// it stops at 64 MiB of history instead, failing as the event limit fails.
+#[test]
+fn a_loop_over_a_large_payload_stops_at_the_history_bytes_bound() {
+    let (exe, _) = start(
+        json!({"StartAt": "Spin", "States": {"Spin": {"Type": "Pass", "Next": "Spin"}}}),
+        json!({ "pad": "x".repeat(200_000) }),
+        1,
+    );
+    match exe.status() {
+        muon_asl::Status::Failed { error, cause } => {
+            assert_eq!(error.as_deref(), Some("States.Runtime"));
+            assert!(
+                cause.as_deref().unwrap().contains("history bytes"),
+                "{cause:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(exe.history().len() < 1000, "{} events", exe.history().len());
+}
