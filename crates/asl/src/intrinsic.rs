@@ -456,7 +456,11 @@ fn apply(
                 if out.len() > 1000 {
                     return Err(format!("{name}: the range has more than 1000 items").into());
                 }
-                k += step;
+                // A step that would pass the integers' range ends the range there.
+                match k.checked_add(step) {
+                    Some(next) => k = next,
+                    None => break,
+                }
             }
             Value::Array(out)
         }
@@ -542,6 +546,9 @@ fn apply(
             if hi <= lo {
                 return Err(format!("{name}: the end must be greater than the start").into());
             }
+            let span = hi
+                .checked_sub(lo)
+                .ok_or_else(|| format!("{name}: the range from {lo} to {hi} is too wide"))?;
             let r = match args.get(2) {
                 Some(seed) => {
                     let mut rng = crate::rng::Rng::new(int_arg(name, seed)? as u64);
@@ -549,7 +556,7 @@ fn apply(
                 }
                 None => scope.rng.next_u64(),
             };
-            Value::from(lo + (r % (hi - lo) as u64) as i64)
+            Value::from(lo + (r % span as u64) as i64)
         }
         MathAdd => {
             let a = args[0]
@@ -625,6 +632,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, json!([{"x": 1, "y": 2}, 1, 1.0, "1", [1]]));
+    }
+
+    #[test]
+    fn array_range_does_not_overflow() {
+        // Found by the intrinsic fuzz target: a step past i64's range.
+        assert_eq!(
+            eval("States.ArrayRange(1, 8, 333333333333333333331)", json!({})),
+            Ok(json!([1]))
+        );
+        assert_eq!(
+            eval(
+                &format!("States.ArrayRange({}, {}, -5)", i64::MIN + 2, i64::MIN),
+                json!({})
+            ),
+            Ok(json!([i64::MIN + 2]))
+        );
     }
 
     #[test]
