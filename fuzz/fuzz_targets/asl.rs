@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
         redrive_count: 0,
         seed: 7,
         token_secret: 1,
+        max_duration_ms: Some(muon_asl::MAX_STANDARD_DURATION_MS),
     };
     let input = serde_json::json!({"a": [1, 2, 3], "s": "x,y", "o": {"k": true}});
     let (mut exe, mut actions) = Execution::start(Arc::new(definition), info, input, 0);

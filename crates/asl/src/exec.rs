@@ -69,7 +69,15 @@ pub struct ExecutionInfo {
     /// `...#token` form.
     #[serde(default)]
     pub token_secret: u128,
+    /// The longest the execution may run, whatever its `TimeoutSeconds` (Step Functions gives a
+    /// Standard execution one year): it times out then, as with `TimeoutSeconds`. `None` (what
+    /// executions stored before it existed read as) sets no limit.
+    #[serde(default)]
+    pub max_duration_ms: Option<i64>,
 }
+
+/// Step Functions' limit on a Standard execution's duration: one year.
+pub const MAX_STANDARD_DURATION_MS: i64 = 365 * 24 * 3600 * 1000;
 
 /// The task token of the task `key` (`<execution ARN>#<state entry>#<attempt>`)
 /// names: `key` and 128 bits of SHA-256 over the execution's token secret and
@@ -509,8 +517,14 @@ impl Execution {
             let actions = std::mem::take(&mut exe.actions);
             return (exe, actions);
         }
-        if let Some(secs) = exe.def.0.timeout_seconds {
-            exe.start_timer_for(None, TimerKind::Execution, now + secs as i64 * 1000);
+        let by_definition = exe
+            .def
+            .0
+            .timeout_seconds
+            .map(|secs| now.saturating_add((secs as i64).saturating_mul(1000)));
+        let by_limit = exe.info.max_duration_ms.map(|ms| now.saturating_add(ms));
+        if let Some(at) = by_definition.into_iter().chain(by_limit).min() {
+            exe.start_timer_for(None, TimerKind::Execution, at);
         }
         let root = exe.def.0.root();
         let start = exe.def.0.machine(root).start;

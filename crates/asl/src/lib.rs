@@ -57,7 +57,8 @@ pub use definition::{
 };
 pub use exec::{
     Action, Execution, ExecutionInfo, Input, Invocation, MAX_DEPTH, MAX_HISTORY_BYTES,
-    MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES, ResourceKind, Status, TaskId, TimerId,
+    MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES, MAX_STANDARD_DURATION_MS, ResourceKind, Status, TaskId,
+    TimerId,
 };
 pub use history::{EventType, HistoryEvent};
 pub use intrinsic::{Call, Function, MAX_NESTING};

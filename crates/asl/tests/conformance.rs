@@ -75,6 +75,7 @@ fn info() -> ExecutionInfo {
         redrive_count: 0,
         seed: 0,
         token_secret: 0,
+        max_duration_ms: None,
     }
 }
 

@@ -22,6 +22,7 @@ fn info(seed: u64) -> ExecutionInfo {
         redrive_count: 0,
         seed,
         token_secret: u128::from(seed) << 64 | 1,
+        max_duration_ms: None,
     }
 }
 
@@ -499,4 +500,30 @@ fn a_loop_over_a_large_payload_stops_at_the_history_bytes_bound() {
         other => panic!("{other:?}"),
     }
     assert!(exe.history().len() < 1000, "{} events", exe.history().len());
+}
+
+/// A Wait past one year: the execution times out at one year, as Step Functions ends a
+/// Standard execution, rather than being stopped at once.
+#[test]
+fn a_wait_past_one_year_times_out_at_one_year() {
+    let def = Definition::from_value(json!({"StartAt": "W", "States": {
+        "W": {"Type": "Wait", "Seconds": 40_000_000, "Next": "D"},
+        "D": {"Type": "Pass", "End": true}}}))
+    .unwrap();
+    let info = ExecutionInfo {
+        max_duration_ms: Some(muon_asl::MAX_STANDARD_DURATION_MS),
+        ..info(1)
+    };
+    let (mut exe, actions) = Execution::start(Arc::new(def), info, json!({}), T0);
+    let timers: Vec<(muon_asl::TimerId, i64)> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::StartTimer { timer, at } => Some((*timer, *at)),
+            _ => None,
+        })
+        .collect();
+    let (first, at) = *timers.iter().min_by_key(|(_, at)| *at).unwrap();
+    assert_eq!(at, T0 + muon_asl::MAX_STANDARD_DURATION_MS);
+    exe.apply(at, Input::TimerFired { timer: first });
+    assert_eq!(exe.status().as_str(), "TIMED_OUT");
 }

@@ -119,6 +119,7 @@ fn interpreter_alone(seconds: f64) -> f64 {
         redrive_count: 0,
         seed: 7,
         token_secret: 0,
+        max_duration_ms: None,
     };
     let began = Instant::now();
     let mut runs = 0u64;

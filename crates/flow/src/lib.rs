@@ -874,6 +874,7 @@ impl Inner {
             redrive_count: 0,
             seed: uuid::Uuid::new_v4().as_u128() as u64,
             token_secret: token_secret()?,
+            max_duration_ms: (!express).then_some(muon_asl::MAX_STANDARD_DURATION_MS),
         };
         if !express {
             match this.store.execution(&arn).await {

@@ -239,6 +239,7 @@ fn info(name: &str) -> ExecutionInfo {
             .map_or(0, |d| d.as_nanos() as u64),
         // A local run: no callback can reach it, so its tokens need no secret.
         token_secret: 0,
+        max_duration_ms: Some(muon_asl::MAX_STANDARD_DURATION_MS),
     }
 }
 
