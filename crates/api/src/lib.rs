@@ -277,6 +277,10 @@ fn default_bus() -> String {
 pub struct TraceNode {
     pub event: Event,
     pub deliveries: Vec<TraceDelivery>,
+    /// Events this event's deliveries published were left out: the trace reached its limit
+    /// (1,000 events).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cut: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

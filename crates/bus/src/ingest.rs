@@ -182,6 +182,16 @@ impl Bus {
             });
         }
         let hops = self.inner.hops.of(trace.parent_span.as_deref());
+        if hops > 0 && !self.inner.hops.publish_in(&trace.trace_id) {
+            return Err(crate::DeliveryError {
+                code: "LoopDetected".into(),
+                message: format!(
+                    "deliveries of this trace published more than {} events: a rule that fans out onto a bus its pattern matches again? The loop is cut here.",
+                    crate::trace::MAX_TRACE_PUBLISHED
+                ),
+                retryable: false,
+            });
+        }
         if hops > crate::MAX_HOPS {
             return Err(crate::DeliveryError {
                 code: "LoopDetected".into(),
@@ -306,6 +316,19 @@ impl Bus {
             .inner
             .hops
             .of(trace.as_ref().and_then(|t| t.parent_span.as_deref()));
+        let fans_out = hops > 0
+            && trace
+                .as_ref()
+                .is_some_and(|t| !self.inner.hops.publish_in(&t.trace_id));
+        if fans_out {
+            return Err(failed(
+                "LoopDetected",
+                format!(
+                    "deliveries of this trace published more than {} events: a function that publishes what its own rule matches, more than once? The loop is cut here.",
+                    crate::trace::MAX_TRACE_PUBLISHED
+                ),
+            ));
+        }
         if hops > crate::MAX_HOPS {
             return Err(failed(
                 "LoopDetected",

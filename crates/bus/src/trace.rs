@@ -67,7 +67,13 @@ pub const MAX_HOPS: u32 = 32;
 #[derive(Default)]
 pub(crate) struct Hops {
     spans: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// Events published during deliveries, per trace: a loop that fans out (a rule with two
+    /// targets on its own bus) doubles at every hop, so hops alone do not bound it.
+    traces: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
+
+/// Most events that deliveries of one trace may publish: past this, a fanning loop is cut.
+pub const MAX_TRACE_PUBLISHED: u32 = 10_000;
 
 const MAX_REMEMBERED_SPANS: usize = 100_000;
 
@@ -82,6 +88,18 @@ impl Hops {
                 .copied()
         })
         .unwrap_or(0)
+    }
+
+    /// Counts one more event published in `trace` during a delivery; whether the trace may
+    /// still publish it.
+    pub(crate) fn publish_in(&self, trace: &str) -> bool {
+        let mut traces = self.traces.lock().expect("no panics under the lock");
+        if traces.len() >= MAX_REMEMBERED_SPANS {
+            traces.clear();
+        }
+        let n = traces.entry(trace.to_owned()).or_default();
+        *n += 1;
+        *n <= MAX_TRACE_PUBLISHED
     }
 
     /// Remembers that what `span` publishes is `hops` deliveries deep.
@@ -102,10 +120,13 @@ impl Hops {
 pub struct TraceNode {
     pub event: EventRecord,
     pub deliveries: Vec<(Delivery, Vec<TraceNode>)>,
+    /// Events its deliveries published were left out: the trace reached its
+    /// [`MAX_TRACE_EVENTS`] events.
+    pub cut: bool,
 }
 
 /// A trace stops growing past this many events (a loop of rules could go on forever).
-const MAX_TRACE_EVENTS: usize = 1000;
+pub const MAX_TRACE_EVENTS: usize = 1000;
 
 impl Bus {
     /// The tree of `id`: its deliveries and the events they published, recursively.
@@ -125,28 +146,33 @@ impl Bus {
         Box::pin(async move {
             *budget = budget.saturating_sub(1);
             let mut deliveries = Vec::new();
+            let mut cut = false;
             for d in self.inner.store.deliveries_of(event.id).await? {
                 let mut children = Vec::new();
-                if *budget > 0 {
-                    let emitted = self
-                        .inner
-                        .store
-                        .events(EventQuery {
-                            parent_span: Some(d.id.span_id()),
-                            limit: *budget,
-                            ..Default::default()
-                        })
-                        .await?;
-                    for e in emitted {
-                        if *budget == 0 {
-                            break;
-                        }
-                        children.push(self.trace_node(e, budget).await?);
+                // One more than the budget says whether anything is left out.
+                let emitted = self
+                    .inner
+                    .store
+                    .events(EventQuery {
+                        parent_span: Some(d.id.span_id()),
+                        limit: *budget + 1,
+                        ..Default::default()
+                    })
+                    .await?;
+                for e in emitted {
+                    if *budget == 0 {
+                        cut = true;
+                        break;
                     }
+                    children.push(self.trace_node(e, budget).await?);
                 }
                 deliveries.push((d, children));
             }
-            Ok(TraceNode { event, deliveries })
+            Ok(TraceNode {
+                event,
+                deliveries,
+                cut,
+            })
         })
     }
 }

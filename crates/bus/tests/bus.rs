@@ -271,6 +271,19 @@ async fn a_rule_that_targets_its_own_bus_is_cut_after_max_hops() {
         .await
         .unwrap();
     assert_eq!(events.len() as u32, muon_bus::MAX_HOPS + 1);
+    // The trace of the loop is whole (fewer events than a trace's limit), and says so.
+    let first = events.first().unwrap().id;
+    let mut node = bus.trace(first).await.unwrap().unwrap();
+    let mut depth = 0;
+    while let Some((_, children)) = node.deliveries.first().cloned() {
+        assert!(!node.cut);
+        let Some(child) = children.into_iter().next() else {
+            break;
+        };
+        node = child;
+        depth += 1;
+    }
+    assert_eq!(depth, muon_bus::MAX_HOPS);
 }
 
 #[tokio::test]
@@ -1068,4 +1081,58 @@ async fn a_full_backlog_throttles_put_events_and_loses_nothing() {
         .await
         .unwrap();
     assert_eq!(pending.len(), 30);
+}
+
+#[tokio::test]
+async fn a_loop_that_fans_out_is_cut_by_its_trace_size_and_its_trace_says_so() {
+    let store = Arc::new(Memory::new());
+    let rules = vec![rule(
+        r#"{"Name":"fan","EventPattern":{"source":["loop"]},"Targets":[{"Id":"a","Bus":"default"},{"Id":"b","Bus":"default"}]}"#,
+    )];
+    let bus = Bus::start(config(rules), store.clone(), Arc::new(Recorder::default()))
+        .await
+        .unwrap();
+    let ids = accepted(
+        &bus,
+        vec![PutEntry {
+            source: Some("loop".into()),
+            ..entry("{}")
+        }],
+    )
+    .await;
+    let count = || async {
+        store
+            .events(muon_store::EventQuery {
+                limit: 1 << 20,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len()
+    };
+    // Doubling at every hop, it would reach 2^32 events; it stops past 10,000.
+    eventually("the fan-out cut", async || {
+        !store
+            .deliveries(DeliveryStatus::DeadLettered, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    let settled = loop {
+        let before = count().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if count().await == before {
+            break before;
+        }
+    };
+    assert!(settled <= 10_002 + 2, "{settled} events");
+    let tree = bus.trace(ids[0]).await.unwrap().unwrap();
+    fn any_cut(node: &muon_bus::TraceNode) -> bool {
+        node.cut || node.deliveries.iter().any(|(_, c)| c.iter().any(any_cut))
+    }
+    assert!(
+        any_cut(&tree),
+        "a trace of {settled} events shows where it is cut"
+    );
 }

@@ -411,6 +411,9 @@ fn print_tree(node: &muon_api::TraceNode, indent: &str) {
             print_tree(child, &format!("{indent}    "));
         }
     }
+    if node.cut {
+        println!("{indent}  ... (cut here: a trace shows at most 1000 events)");
+    }
 }
 
 fn now_ms() -> i64 {

@@ -398,6 +398,7 @@ fn trace_wire(node: &TraceNode) -> muon_api::TraceNode {
                 emitted: children.iter().map(trace_wire).collect(),
             })
             .collect(),
+        cut: node.cut,
     }
 }
 
@@ -428,6 +429,7 @@ async fn event(state: axum::extract::State<State>, Path(id): Path<String>) -> Re
                     emitted: Vec::new(),
                 })
                 .collect(),
+            cut: false,
         }))
     };
     result.await.into_response()
