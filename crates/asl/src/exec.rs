@@ -21,7 +21,7 @@ use std::sync::Arc;
 pub const MAX_PAYLOAD_BYTES: usize = 262_144;
 /// Most levels of nesting a state's input or output may have: what serde_json parses an
 /// execution's input to by default, and what the interpreter's recursion stays well within.
-pub const MAX_DEPTH: usize = 128;
+pub const MAX_DEPTH: usize = muon_types::MAX_JSON_DEPTH;
 /// The most events an execution's history may have.
 pub const MAX_HISTORY_EVENTS: usize = 25_000;
 /// Most bytes of history (its events' details) one execution may hold in memory: 25,000 events

@@ -5,8 +5,8 @@
 
 use std::borrow::Cow;
 
-/// Events and patterns nested deeper than this many levels are rejected.
-pub const MAX_DEPTH: usize = 1000;
+/// Events and patterns nested deeper than this many levels are rejected (muon's one bound).
+pub const MAX_DEPTH: usize = muon_types::MAX_JSON_DEPTH;
 
 /// A parsed JSON value. Objects keep every member in source order,
 /// duplicates included; callers decide what a repeated key means.

@@ -5,6 +5,12 @@
 //! constructor, so the rest of the code never handles a raw `String` that might be malformed.
 //! This crate never does IO and never reads the clock.
 
+/// The one bound on JSON nesting, for everything muon takes in: an event's whole envelope
+/// (so 127 levels for its `detail`), CloudEvents, workflow inputs, outputs and definitions.
+/// serde_json parses to this depth by default, and every recursion over such data stays far
+/// within a thread's stack at it.
+pub const MAX_JSON_DEPTH: usize = 128;
+
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
