@@ -10,19 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{Up, client, guest};
-
-/// Wait (bounded) until `check` holds.
-fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out after {limit:?} waiting for: {what}");
-}
+use support::{Up, client, eventually, guest};
 
 fn json(response: reqwest::blocking::Response) -> serde_json::Value {
     response.json().unwrap()

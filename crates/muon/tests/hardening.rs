@@ -10,18 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{Up, client, guest};
-
-fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out after {limit:?} waiting for: {what}");
-}
+use support::{Up, client, eventually, guest};
 
 /// An HTTP server on loopback that answers every request 200 and counts them.
 fn counter() -> (String, Arc<AtomicUsize>) {
