@@ -174,3 +174,71 @@ print("reader put", code(lambda: reader.put_events(Entries=[{"Source": "s", "Det
         "{text}"
     );
 }
+
+#[test]
+fn the_aws_cli_signs_with_muon_keys_and_works_with_dummy_credentials_in_dev_mode() {
+    let Some(python) = python() else { return };
+    let aws = std::path::Path::new(&python).with_file_name("aws");
+    assert!(
+        aws.is_file(),
+        "no aws CLI beside {python} (scripts/test installs it)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("muon.toml"),
+        format!(
+            "app = \"cli\"\n[[function]]\nname = \"hello\"\nruntime = \"wasm\"\nsource = {:?}\n",
+            guest("hello").display().to_string()
+        ),
+    )
+    .unwrap();
+    let admin = aws_key(dir.path(), "admin", "admin");
+    let run = |up: &Up, key: (&str, &str), args: &[&str]| {
+        let out = Command::new(&aws)
+            .args([
+                "--endpoint-url",
+                &up.control,
+                "--region",
+                "us-east-1",
+                "--output",
+                "json",
+            ])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", key.0)
+            .env("AWS_SECRET_ACCESS_KEY", key.1)
+            .env("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let entries = r#"[{"Source": "cli", "DetailType": "Hello", "Detail": "{}"}]"#;
+    {
+        // Keys required: the CLI signs with a muon key pair.
+        let up = Up::start_app(dir.path(), &["--auth"]);
+        let (ok, text) = run(
+            &up,
+            (&admin.0, &admin.1),
+            &["events", "put-events", "--entries", entries],
+        );
+        assert!(ok && text.contains("\"FailedEntryCount\": 0"), "{text}");
+        let (ok, text) = run(
+            &up,
+            (&admin.0, &admin.1),
+            &["stepfunctions", "list-state-machines"],
+        );
+        assert!(ok && text.contains("stateMachines"), "{text}");
+        let (ok, text) = run(&up, ("local", "local"), &["events", "list-rules"]);
+        assert!(!ok, "{text}");
+    }
+    // Dev mode: dummy credentials, as a local setup gives the CLI.
+    let up = Up::start_app(dir.path(), &[]);
+    let (ok, text) = run(&up, ("local", "local"), &["events", "list-rules"]);
+    assert!(ok && text.contains("Rules"), "{text}");
+}
