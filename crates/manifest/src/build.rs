@@ -204,7 +204,9 @@ fn newest_in(dir: &Path, newest: &mut Option<SystemTime>) {
 /// it produced, with the name of the target that produced it.
 pub fn build_project(project: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(&cargo)
+    let cannot_run =
+        |e: std::io::Error| format!("cannot run cargo to build {}: {e}", project.display());
+    let mut child = Command::new(&cargo)
         .args(["build", "--release", "--target", TARGET])
         .arg("--message-format=json-render-diagnostics")
         .current_dir(project)
@@ -214,10 +216,27 @@ pub fn build_project(project: &Path) -> Result<Vec<(String, PathBuf)>, String> {
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
-        .output()
-        .map_err(|e| format!("cannot run cargo to build {}: {e}", project.display()))?;
+        .spawn()
+        .map_err(cannot_run)?;
+    // cargo's progress (`Compiling ...`) is shown as it comes, and kept for the error message.
+    let progress = child.stderr.take().map(|stderr| {
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut kept = String::new();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("  {line}");
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+            kept
+        })
+    });
+    let output = child.wait_with_output().map_err(cannot_run)?;
+    let stderr = progress.and_then(|p| p.join().ok()).unwrap_or_default();
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
         let mut why = tail_lines(&stderr, 30);
         if stderr.contains("may not be installed") || stderr.contains("can't find crate for `std`")
         {
