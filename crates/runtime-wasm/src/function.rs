@@ -144,7 +144,7 @@ impl Inner {
                 policy: self.outbound.clone(),
                 destinations: self.settings.destinations.clone(),
                 events_authorization: self.events_authorization.clone(),
-                denied: Default::default(),
+                denied: None,
             },
             limiter: MemoryLimiter {
                 limit: self.settings.memory_bytes,
@@ -415,11 +415,13 @@ fn finished(
             .map(|l| (Stream::Stderr, l)),
     );
     let host = instance.store.data_mut();
-    logs.extend(
-        std::mem::take(&mut *host.hooks.denied.lock().expect("no panics under the lock"))
-            .into_iter()
-            .map(|l| (Stream::Platform, l)),
-    );
+    if let Some(denied) = &host.hooks.denied {
+        logs.extend(
+            std::mem::take(&mut *denied.lock().expect("no panics under the lock"))
+                .into_iter()
+                .map(|l| (Stream::Platform, l)),
+        );
+    }
     host.limiter.exceeded = false;
     Finished {
         status,

@@ -84,8 +84,9 @@ pub struct Outbound {
     pub destinations: Arc<Destinations>,
     /// `Bearer <token>`, when the function may publish events.
     pub events_authorization: Option<Arc<str>>,
-    /// Requests refused in this invocation, reported in its logs.
-    pub denied: Arc<Mutex<Vec<String>>>,
+    /// Requests refused in this invocation, reported in its logs. Made at the first outbound
+    /// request, so an isolate that sends none allocates nothing for it.
+    pub denied: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 type SendFuture = Box<
@@ -115,7 +116,7 @@ impl WasiHttpHooks for Outbound {
             .port_u16()
             .unwrap_or(if scheme == "http" { 80 } else { 443 });
         let allowed = !host.is_empty() && self.policy.allows(&scheme, &host, port);
-        let denied = self.denied.clone();
+        let denied = self.denied.get_or_insert_with(Default::default).clone();
         let deny = move |why: String| {
             denied
                 .lock()
