@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use support::{Up, guest};
+use support::{Up, hello_function, keys};
 
 fn python() -> Option<String> {
     match std::env::var("MUON_TEST_PYTHON") {
@@ -24,17 +24,7 @@ fn python() -> Option<String> {
 
 /// `muon keys create NAME --scope SCOPE --aws` in `dir`: the access key ID and secret.
 fn aws_key(dir: &Path, name: &str, scope: &str) -> (String, String) {
-    let out = support::muon()
-        .args(["keys", "create", name, "--scope", scope, "--aws", "--app"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = keys(dir, &["create", name, "--scope", scope, "--aws"]);
     let field = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
@@ -83,10 +73,7 @@ fn boto3_signs_with_muon_keys_and_is_held_to_their_scope() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("muon.toml"),
-        format!(
-            "app = \"sdk\"\n[[function]]\nname = \"hello\"\nruntime = \"wasm\"\nsource = {:?}\n",
-            guest("hello").display().to_string()
-        ),
+        format!("app = \"sdk\"\n{}", hello_function()),
     )
     .unwrap();
     let admin = aws_key(dir.path(), "admin", "admin");
@@ -125,10 +112,7 @@ fn boto3_with_dummy_credentials_works_on_loopback_without_auth() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("muon.toml"),
-        format!(
-            "app = \"dev\"\n[[function]]\nname = \"hello\"\nruntime = \"wasm\"\nsource = {:?}\n",
-            guest("hello").display().to_string()
-        ),
+        format!("app = \"dev\"\n{}", hello_function()),
     )
     .unwrap();
     // A muon key still holds its owner to its scope, even in dev mode.
@@ -186,10 +170,7 @@ fn the_aws_cli_signs_with_muon_keys_and_works_with_dummy_credentials_in_dev_mode
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("muon.toml"),
-        format!(
-            "app = \"cli\"\n[[function]]\nname = \"hello\"\nruntime = \"wasm\"\nsource = {:?}\n",
-            guest("hello").display().to_string()
-        ),
+        format!("app = \"cli\"\n{}", hello_function()),
     )
     .unwrap();
     let admin = aws_key(dir.path(), "admin", "admin");

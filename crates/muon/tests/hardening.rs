@@ -5,59 +5,9 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{Up, client, eventually, guest};
-
-/// An HTTP server on loopback that answers every request 200 and counts them.
-fn counter() -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let seen = seen.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut stream = stream;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut length = 0usize;
-                    loop {
-                        let mut header = String::new();
-                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let header = header.trim_end();
-                        if header.is_empty() {
-                            break;
-                        }
-                        if let Some((name, value)) = header.split_once(':')
-                            && name.eq_ignore_ascii_case("content-length")
-                        {
-                            length = value.trim().parse().unwrap();
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    seen.fetch_add(1, Ordering::SeqCst);
-                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
-                }
-            });
-        }
-    });
-    (url, count)
-}
+use support::{Up, client, eventually, guest, hello_function, keys, recorder};
 
 /// Sends `request` and resets the connection (SO_LINGER 0) at once, without reading the answer.
 fn send_and_reset(addr: &str, request: &[u8]) {
@@ -75,14 +25,6 @@ fn send_and_reset(addr: &str, request: &[u8]) {
     // Dropping a socket with a zero linger sends RST.
 }
 
-/// A `[[function]]` table: every app needs one.
-fn hello() -> String {
-    format!(
-        "[[function]]\nname = \"hello\"\nruntime = \"wasm\"\nsource = {:?}\n",
-        guest("hello").display().to_string()
-    )
-}
-
 fn post(path: &str, host: &str, body: &str, extra: &str) -> Vec<u8> {
     format!(
         "POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\n\r\n{body}",
@@ -93,13 +35,13 @@ fn post(path: &str, host: &str, body: &str, extra: &str) -> Vec<u8> {
 
 #[test]
 fn committed_work_proceeds_when_the_client_hangs_up() {
-    let (url, delivered) = counter();
+    let (url, delivered) = recorder(Duration::ZERO);
     let manifest = format!(
         "app = \"hangup\"\n{}\
          [[rule]]\nname = \"all\"\npattern = {{ source = [\"hangup\"] }}\ntargets = [{{ url = \"{url}\" }}]\n\
          [[archive]]\nname = \"everything\"\n\
          [[workflow]]\nname = \"pause\"\ndefinition = \"pause.json\"\n",
-        hello()
+        hello_function()
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("muon.toml"), manifest).unwrap();
@@ -142,7 +84,7 @@ fn committed_work_proceeds_when_the_client_hangs_up() {
         Duration::from_secs(60),
         || {
             let n = committed();
-            n > 0 && delivered.load(Ordering::SeqCst) == n
+            n > 0 && delivered.lock().unwrap().len() == n
         },
     );
     let listed = |status: &str| -> usize {
@@ -252,13 +194,13 @@ fn the_events_token_grants_putting_events_and_nothing_else() {
 
 #[test]
 fn internal_destinations_are_refused() {
-    let (url, hits) = counter();
+    let (url, hits) = recorder(Duration::ZERO);
     let manifest = format!(
         "app = \"ssrf\"\n{}\
          [[rule]]\nname = \"metadata\"\npattern = {{ source = [\"ssrf\"] }}\n\
          targets = [{{ url = \"http://169.254.169.254/latest/meta-data/\" }}]\n\
          [[rule]]\nname = \"loopback\"\npattern = {{ source = [\"ssrf\"] }}\ntargets = [{{ url = \"{url}\" }}]\n",
-        hello()
+        hello_function()
     );
     // Without the opt-in for private destinations: loopback is refused too.
     let up = Up::start_strict(&manifest, &[]);
@@ -285,12 +227,12 @@ fn internal_destinations_are_refused() {
     assert!(dlq.contains("DestinationRefused"), "{dlq}");
     assert!(dlq.contains("metadata"), "{dlq}");
     assert!(dlq.contains("--allow-private-destinations"), "{dlq}");
-    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    assert_eq!(hits.lock().unwrap().len(), 0);
 
     // With the opt-in, loopback is reached but muon's own control API is not, nor metadata.
     let control_target = format!(
         "app = \"own\"\n{}[[workflow]]\nname = \"call\"\ndefinition = \"call.json\"\n",
-        hello()
+        hello_function()
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("muon.toml"), control_target).unwrap();
@@ -322,7 +264,7 @@ fn a_control_api_off_loopback_is_refused_without_keys() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("muon.toml"),
-        format!("app = \"open\"\n{}", hello()),
+        format!("app = \"open\"\n{}", hello_function()),
     )
     .unwrap();
     for (flag, env) in [
@@ -351,29 +293,12 @@ fn a_control_api_off_loopback_is_refused_without_keys() {
     }
 }
 
-/// Runs `muon keys ARGS` on the app in `dir`; its standard output.
-fn keys(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = support::muon()
-        .arg("keys")
-        .args(args)
-        .arg("--app")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[test]
 fn api_keys_are_required_and_held_to_their_scope() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("muon.toml"),
-        format!("app = \"keys\"\n{}", hello()),
+        format!("app = \"keys\"\n{}", hello_function()),
     )
     .unwrap();
     let invoker = keys(dir.path(), &["create", "ci", "--scope", "invoke"]);
@@ -434,7 +359,7 @@ fn api_keys_are_required_and_held_to_their_scope() {
 
 #[test]
 fn shutdown_ends_live_streams() {
-    let mut up = Up::start(&format!("app = \"follow\"\n{}", hello()), &[]);
+    let mut up = Up::start(&format!("app = \"follow\"\n{}", hello_function()), &[]);
     let http = reqwest::blocking::Client::new();
     // Two followers stay connected: an event tail and a log follow.
     let tail = http
@@ -489,7 +414,7 @@ fn output_into_a_closed_pipe_exits_quietly() {
 
 #[test]
 fn errors_before_an_operation_runs_keep_the_api_shape() {
-    let up = Up::start(&format!("app = \"shape\"\n{}", hello()), &[]);
+    let up = Up::start(&format!("app = \"shape\"\n{}", hello_function()), &[]);
     let http = client();
     let big = format!(
         r#"{{"Entries": [{{"Source": "s", "DetailType": "d", "Detail": "{{\"x\": \"{}\"}}"}}]}}"#,
@@ -539,7 +464,7 @@ fn aws_parameters_are_validated_as_aws_does() {
         dir.path().join("muon.toml"),
         format!(
             "app = \"params\"\n{}[[workflow]]\nname = \"pass\"\ndefinition = \"pass.json\"\n",
-            hello()
+            hello_function()
         ),
     )
     .unwrap();
@@ -688,7 +613,7 @@ fn an_access_log_line_per_request_at_info_without_colors_into_a_pipe() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("muon.toml"),
-        format!("app = \"log\"\n{}", hello()),
+        format!("app = \"log\"\n{}", hello_function()),
     )
     .unwrap();
     let mut child = support::muon()
@@ -766,10 +691,10 @@ fn a_full_disk_degrades_health_and_deliveries_resume_once_it_frees_up() {
         println!("skipped: cannot mount a tmpfs here (needs root)");
         return;
     };
-    let (url, delivered) = counter();
+    let (url, delivered) = recorder(Duration::ZERO);
     let manifest = format!(
         "app = \"full\"\n{}[[rule]]\nname = \"all\"\npattern = {{ source = [\"fill\"] }}\ntargets = [{{ url = \"{url}\" }}]\n",
-        hello()
+        hello_function()
     );
     let data = disk.0.join("data");
     let up = Up::start(&manifest, &["--data-dir", data.to_str().unwrap()]);
@@ -835,7 +760,7 @@ fn a_full_disk_degrades_health_and_deliveries_resume_once_it_frees_up() {
     eventually(
         "every accepted event delivered",
         Duration::from_secs(60),
-        || delivered.load(Ordering::SeqCst) >= accepted,
+        || delivered.lock().unwrap().len() >= accepted,
     );
     // And recorded as delivered in the store, not left pending until a restart.
     eventually("every delivery recorded", Duration::from_secs(60), || {

@@ -2,10 +2,11 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub fn guest(name: &str) -> PathBuf {
@@ -173,4 +174,78 @@ pub fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) 
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("timed out after {limit:?} waiting for: {what}");
+}
+
+/// A `[[function]]` table with the `hello` fixture: every app needs one.
+pub fn hello_function() -> String {
+    format!(
+        "[[function]]\nname = \"hello\"\nruntime = \"wasm\"\nsource = {:?}\n",
+        guest("hello").display().to_string()
+    )
+}
+
+/// Runs `muon keys ARGS --app DIR`; what it prints on standard output, trimmed.
+pub fn keys(dir: &Path, args: &[&str]) -> String {
+    let out = muon()
+        .arg("keys")
+        .args(args)
+        .arg("--app")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A tiny HTTP server on loopback that records the `ce-id` of every POST it gets and answers
+/// 200 after `delay` (slow, so that deliveries are still pending when muon is killed).
+pub fn recorder(delay: Duration) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut id = None;
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let header = header.trim_end();
+                        if header.is_empty() {
+                            break;
+                        }
+                        let (name, value) = header.split_once(':').unwrap();
+                        match name.to_ascii_lowercase().as_str() {
+                            "ce-id" => id = Some(value.trim().to_string()),
+                            "content-length" => length = value.trim().parse().unwrap(),
+                            _ => {}
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    std::thread::sleep(delay);
+                    seen.lock().unwrap().extend(id);
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                }
+            });
+        }
+    });
+    (url, got)
 }
