@@ -203,10 +203,7 @@ async fn signed(
             "the Authorization header is not a whole SigV4 signature",
         );
     };
-    let (Some(keys), Some(master)) = (
-        &state.inner.keys,
-        state.inner.keys.as_ref().and_then(|k| k.master),
-    ) else {
+    let Some((keys, master)) = state.inner.keys.as_ref().and_then(|k| Some((k, k.master?))) else {
         return deny(
             &request,
             http::StatusCode::FORBIDDEN,
